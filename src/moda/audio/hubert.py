@@ -37,9 +37,16 @@ class HubertFrameEncoder(nn.Module):
     @classmethod
     def from_pretrained(cls, source: str | Path = HUBERT_HUB_ID, local_files_only: bool = False) -> "HubertFrameEncoder":
         """Load from a local directory or a hub id; offline without a copy, a clear error naming where to put it."""
+        is_path = isinstance(source, Path) or Path(source).exists() or str(source).startswith((".", "/", "~"))
+        if is_path and not Path(source).expanduser().is_dir():
+            raise WeightsNotFoundError(
+                f"HuBERT weights directory {source} not found; download {HUBERT_HUB_ID} into it "
+                f"(huggingface-cli download {HUBERT_HUB_ID} --local-dir {source})"
+            )
         try:
-            model = HubertModel.from_pretrained(str(source), local_files_only=local_files_only)
-        except OSError as exc:
+            model = HubertModel.from_pretrained(str(Path(source).expanduser()) if is_path else str(source),
+                                                local_files_only=local_files_only)
+        except (OSError, ValueError) as exc:
             raise WeightsNotFoundError(
                 f"HuBERT weights not found at {source!s} and not downloadable ({type(exc).__name__}); "
                 f"download {HUBERT_HUB_ID} (config.json and weights) into a directory and pass that directory"

@@ -309,12 +309,17 @@ def run_fixture(meta_path: Path) -> FixtureResult | None:
     name = meta_path.stem
     if kind is None:
         return None
-    if kind == "keys":
-        return check_full_keys(meta, f"keys:{name}")
-    if kind == "dit":
-        return check_dit(meta_path.parent, meta)
-    tensors = load_file(meta_path.with_suffix(".safetensors"))
-    return TENSOR_CHECKS[kind](meta_path.parent, meta, tensors, name)
+    try:
+        if kind == "keys":
+            return check_full_keys(meta, f"keys:{name}")
+        if kind == "dit":
+            return check_dit(meta_path.parent, meta)
+        tensors = load_file(meta_path.with_suffix(".safetensors"))
+        return TENSOR_CHECKS[kind](meta_path.parent, meta, tensors, name)
+    except FileNotFoundError as exc:
+        return FixtureResult(name, problems=[f"fixture file missing: {exc.filename or exc}"])
+    except KeyError as exc:
+        return FixtureResult(name, problems=[f"fixture lacks the entry {exc}"])
 
 
 def run_all(directory: str | Path) -> Iterator[FixtureResult]:

@@ -100,18 +100,30 @@ def split_motion(motion: torch.Tensor, stats: MotionStats, rescale_ratio: torch.
     )
 
 
-def apply_eye_offsets(exp: torch.Tensor, gaze_x: float = 0.0, gaze_y: float = -5.0, blink: float = 2.5) -> torch.Tensor:
-    """The released pipeline's fixed eyeball / eyelid offsets on rows 11, 13, 15, 16 (in place order kept)."""
-    exp = exp.clone()
-    exp[:, 11, 0] += gaze_x * 0.001
-    exp[:, 11, 1] += -gaze_y * 0.001
-    exp[:, 15, 0] += gaze_x * 0.0007
-    exp[:, 15, 1] += -gaze_y * 0.001
-    exp[:, 11, 1] += -0.001 * blink
-    exp[:, 13, 1] += 0.0003 * blink
-    exp[:, 15, 1] += -0.001 * blink
-    exp[:, 16, 1] += 0.0003 * blink
-    return exp
+@dataclass(frozen=True)
+class EyeOffsets:
+    """Fixed eyeball / eyelid offsets the released pipeline adds to every generated frame.
+
+    gaze (x, y) shifts the eyeball keypoints (rows 11 and 15); blink lowers the upper lids (rows 11, 13, 15, 16).
+    The defaults are the released values.
+    """
+
+    gaze_x: float = 0.0
+    gaze_y: float = -5.0
+    blink: float = 2.5
+
+    def apply(self, exp: torch.Tensor) -> torch.Tensor:
+        """exp (N, 21, 3) -> offset copy; the additions happen in the released order (it matters in float32)."""
+        exp = exp.clone()
+        exp[:, 11, 0] += self.gaze_x * 0.001
+        exp[:, 11, 1] += -self.gaze_y * 0.001
+        exp[:, 15, 0] += self.gaze_x * 0.0007
+        exp[:, 15, 1] += -self.gaze_y * 0.001
+        exp[:, 11, 1] += -0.001 * self.blink
+        exp[:, 13, 1] += 0.0003 * self.blink
+        exp[:, 15, 1] += -0.001 * self.blink
+        exp[:, 16, 1] += 0.0003 * self.blink
+        return exp
 
 
 def transfer_expression(source_exp: torch.Tensor, driving_exp: torch.Tensor) -> torch.Tensor:
@@ -135,6 +147,7 @@ def driving_keypoints(
     motion: DrivingMotion,
     stitching: StitchingRetargetingNetwork | None,
     driving_multiplier: float = 1.0,
+    eye_offsets: EyeOffsets | None = EyeOffsets(),
 ) -> DrivingKeypoints:
     """Renderer keypoints for every generated frame (LivePortrait non-relative mode, animation region "all").
 
@@ -142,7 +155,8 @@ def driving_keypoints(
     given, keeps the face aligned with the pasted-back crop.
     """
     x_s = source_keypoints(source)
-    delta = transfer_expression(source.exp, apply_eye_offsets(motion.exp))
+    exp = eye_offsets.apply(motion.exp) if eye_offsets is not None else motion.exp
+    delta = transfer_expression(source.exp, exp)
     t_new = motion.t.clone()
     t_new[:, 2] = 0
     x_d = source.scale[:, :, None] * (source.kp @ motion.rotation + delta) + t_new[:, None, :]

@@ -1,0 +1,49 @@
+import subprocess
+import sys
+
+
+def moda(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "moda", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_golden_check_passes_on_the_shared_fixtures(golden):
+    run = moda("golden-check", str(golden))
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.strip().splitlines()
+    assert lines[-1] == "6 passed, 0 failed"
+    assert all(line.startswith("PASS ") for line in lines[:-1]) and len(lines) == 7
+
+
+def test_golden_check_fails_on_a_bad_fixture(golden, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    for name in ("sampler_small.json", "sampler_small.safetensors", "dit_small.json", "dit_small.safetensors",
+                 "dit_small_io.safetensors"):
+        shutil.copy(golden / name, tmp_path / name)
+    tensors = load_file(tmp_path / "sampler_small.safetensors")
+    tensors["emo4_cfg1.0.output"] = tensors["emo4_cfg1.0.output"] * 1.01
+    save_file(tensors, tmp_path / "sampler_small.safetensors")
+    run = moda("golden-check", str(tmp_path))
+    assert run.returncode == 1
+    assert "PASS dit_small" in run.stdout
+    assert "FAIL sampler_small" in run.stdout and "emo4_cfg1.0.output" in run.stdout
+    assert run.stdout.strip().endswith("1 passed, 1 failed")
+
+
+def test_incomplete_fixture_is_reported_not_a_crash(golden, tmp_path):
+    import shutil
+
+    shutil.copy(golden / "dit_small.json", tmp_path / "dit_small.json")  # weights and io files missing
+    run = moda("golden-check", str(tmp_path))
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "FAIL dit_small" in run.stdout and "dit_small.safetensors" in run.stdout
+
+
+def test_missing_directory_is_a_one_line_error(tmp_path):
+    run = moda("golden-check", str(tmp_path / "nope"))
+    assert run.returncode == 2
+    assert run.stderr.strip().count("\n") == 0 and "fixture directory not found" in run.stderr
+    empty = moda("golden-check", str(tmp_path))
+    assert empty.returncode == 2 and "no golden fixtures" in empty.stderr
