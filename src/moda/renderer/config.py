@@ -1,0 +1,90 @@
+"""Hyper-parameters of the LivePortrait renderer networks (LivePortrait's `models.yaml`).
+
+The defaults are the released ones; `LivePortraitConfig.tiny()` keeps the structure at a fraction of the
+width so every network runs in milliseconds in tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class AppearanceConfig:
+    image_channel: int = 3
+    block_expansion: int = 64
+    num_down_blocks: int = 2
+    max_features: int = 512
+    reshape_channel: int = 32
+    reshape_depth: int = 16
+    num_resblocks: int = 6
+
+
+@dataclass(frozen=True)
+class MotionExtractorConfig:
+    num_kp: int = 21
+    num_bins: int = 66
+    depths: tuple[int, ...] = (3, 3, 9, 3)
+    dims: tuple[int, ...] = (96, 192, 384, 768)
+    image_channel: int = 3
+
+
+@dataclass(frozen=True)
+class DenseMotionConfig:
+    block_expansion: int = 32
+    max_features: int = 1024
+    num_blocks: int = 5
+    reshape_depth: int = 16
+    compress: int = 4
+
+
+@dataclass(frozen=True)
+class WarpingConfig:
+    num_kp: int = 21
+    block_expansion: int = 64
+    max_features: int = 512
+    num_down_blocks: int = 2
+    reshape_channel: int = 32
+    estimate_occlusion_map: bool = True
+    dense_motion: DenseMotionConfig = field(default_factory=DenseMotionConfig)
+
+
+@dataclass(frozen=True)
+class SpadeConfig:
+    upscale: int = 2
+    block_expansion: int = 64
+    max_features: int = 512
+    num_down_blocks: int = 2
+    out_channels: int = 64
+    spade_hidden: int = 128
+    num_middle_blocks: int = 6
+
+    @property
+    def input_channels(self) -> int:
+        return min(self.max_features, self.block_expansion * 2**self.num_down_blocks)
+
+
+@dataclass(frozen=True)
+class LivePortraitConfig:
+    appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
+    motion: MotionExtractorConfig = field(default_factory=MotionExtractorConfig)
+    warping: WarpingConfig = field(default_factory=WarpingConfig)
+    spade: SpadeConfig = field(default_factory=SpadeConfig)
+    image_size: int = 256  # network input
+    output_size: int = 512  # generator output (= the crop size)
+
+    @classmethod
+    def tiny(cls) -> "LivePortraitConfig":
+        """Same structure, about 1/16 of the width and a 64 px input: for tests."""
+        return cls(
+            appearance=AppearanceConfig(block_expansion=8, max_features=32, reshape_channel=4, reshape_depth=8,
+                                        num_resblocks=2),
+            motion=MotionExtractorConfig(depths=(1, 1, 2, 1), dims=(8, 16, 24, 32)),
+            warping=WarpingConfig(block_expansion=8, max_features=32, reshape_channel=4,
+                                  dense_motion=DenseMotionConfig(block_expansion=4, max_features=32, num_blocks=3,
+                                                                 reshape_depth=8, compress=2)),
+            spade=SpadeConfig(block_expansion=8, max_features=32, out_channels=8, spade_hidden=8,
+                              num_middle_blocks=2),
+            image_size=64,
+            output_size=128,
+        )

@@ -1,0 +1,70 @@
+"""The LivePortrait renderer: source image + driving keypoints -> frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..motion.keypoints import KeypointInfo
+from .appearance import AppearanceFeatureExtractor
+from .config import LivePortraitConfig
+from .loading import BASE_MODEL_FILES, load_into, read_base_model, read_stitching
+from .motion_extractor import MotionExtractor
+from .spade_generator import SPADEDecoder
+from .stitching import EYE_RETARGETING, LIP_RETARGETING, STITCHING, StitchingRetargetingNetwork
+from .warping import WarpingNetwork
+
+
+class LivePortraitRenderer(nn.Module):
+    """F, M, W, G and the stitching / retargeting MLPs.
+
+    Images are RGB in [0, 1], (B, 3, S, S) with S = config.image_size (256 released); frames come out at
+    config.output_size (512 released).
+    """
+
+    def __init__(self, config: LivePortraitConfig = LivePortraitConfig(), with_stitching: bool = True):
+        super().__init__()
+        self.config = config
+        self.appearance_feature_extractor = AppearanceFeatureExtractor(config.appearance)
+        self.motion_extractor = MotionExtractor(config.motion)
+        self.warping_module = WarpingNetwork(config.warping)
+        self.spade_generator = SPADEDecoder(config.spade)
+        self.stitching = StitchingRetargetingNetwork(STITCHING) if with_stitching else None
+        self.lip_retargeting = StitchingRetargetingNetwork(LIP_RETARGETING) if with_stitching else None
+        self.eye_retargeting = StitchingRetargetingNetwork(EYE_RETARGETING) if with_stitching else None
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, config: LivePortraitConfig = LivePortraitConfig()) -> "LivePortraitRenderer":
+        """Load LivePortrait's released files from `directory` (the folder holding base_models/ and
+        retargeting_models/). Without the stitching file, stitching is disabled, as in LivePortrait."""
+        directory = Path(directory)
+        stitching = read_stitching(directory)
+        renderer = cls(config, with_stitching=bool(stitching))
+        networks = {"appearance": renderer.appearance_feature_extractor, "motion": renderer.motion_extractor,
+                    "warping": renderer.warping_module, "spade": renderer.spade_generator}
+        for name, module in networks.items():
+            load_into(module, read_base_model(directory, name), BASE_MODEL_FILES[name])
+        for name, state in stitching.items():
+            load_into(getattr(renderer, "stitching" if name == "stitching" else f"{name}_retargeting"), state,
+                      f"stitching_retargeting_module.pth [{name}]")
+        return renderer.eval()
+
+    @torch.no_grad()
+    def source_features(self, image: torch.Tensor) -> torch.Tensor:
+        """f_s, the appearance volume, (B, 32, 16, 64, 64) released."""
+        return self.appearance_feature_extractor(image)
+
+    @torch.no_grad()
+    def keypoint_info(self, image: torch.Tensor) -> KeypointInfo:
+        """Canonical keypoints, expression, pose (degrees), scale and translation of each image."""
+        return KeypointInfo.from_extractor({k: v.float() for k, v in self.motion_extractor(image).items()})
+
+    @torch.no_grad()
+    def render(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
+        """Frames (B, 3, 512, 512) in [0, 1] for driving keypoints x_d (B, 21, 3); f_s and x_s broadcast."""
+        batch = x_d.shape[0]
+        warped = self.warping_module(f_s.expand(batch, -1, -1, -1, -1), kp_source=x_s.expand(batch, -1, -1),
+                                     kp_driving=x_d)
+        return self.spade_generator(warped["out"])
