@@ -26,6 +26,24 @@ def golden_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def reenact(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..pipeline.reenact import reenact as run_reenact
+    from ..pipeline.video import check_output_path
+    from ..renderer.liveportrait import LivePortraitRenderer
+    from ..renderer.loading import resolve_liveportrait
+
+    check_output_path(args.out, args.overwrite)  # before loading anything heavy
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    renderer = LivePortraitRenderer.from_pretrained(resolve_liveportrait(args.weights)).to(device)
+    out = run_reenact(args.source, args.driving, args.out, renderer, overwrite=args.overwrite,
+                      batch_size=args.batch_size, driving_multiplier=args.driving_multiplier,
+                      progress=not args.quiet)
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moda", description="MoDA talking-head generation")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -34,6 +52,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("directory", help="folder with fixture .json/.safetensors pairs")
     check.set_defaults(run=golden_check)
+
+    reenactment = commands.add_parser(
+        "reenact", help="animate a portrait with the motion of a driving video (LivePortrait renderer)"
+    )
+    reenactment.add_argument("--source", required=True, help="portrait image (jpg, png, webp, ...)")
+    reenactment.add_argument("--driving", required=True, help="driving video of a face; its sound is kept")
+    reenactment.add_argument("--out", required=True, help="output .mp4 (H.264 + AAC)")
+    reenactment.add_argument("--weights", help="folder with LivePortrait's base_models/ and retargeting_models/ "
+                             "(default: downloaded to ~/.cache/moda/weights/liveportrait)")
+    reenactment.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    reenactment.add_argument("--batch-size", type=int, default=8)
+    reenactment.add_argument("--driving-multiplier", type=float, default=1.0, help="scale of the transferred motion")
+    reenactment.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    reenactment.add_argument("--quiet", action="store_true", help="no progress bar")
+    reenactment.set_defaults(run=reenact)
     return parser
 
 

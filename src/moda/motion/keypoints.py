@@ -69,6 +69,11 @@ class KeypointInfo:
     def rotation(self) -> torch.Tensor:
         return rotation_matrix(self.pitch, self.yaw, self.roll)
 
+    def __getitem__(self, index: slice) -> "KeypointInfo":
+        """The same fields for a slice of the batch."""
+        return KeypointInfo(self.kp[index], self.exp[index], self.scale[index], self.t[index], self.pitch[index],
+                            self.yaw[index], self.roll[index])
+
 
 def transform_keypoints(
     kp: torch.Tensor, rotation: torch.Tensor, exp: torch.Tensor, scale: torch.Tensor, t: torch.Tensor
@@ -82,3 +87,18 @@ def transform_keypoints(
 def source_keypoints(info: KeypointInfo) -> torch.Tensor:
     """x_s: the source's implicit keypoints (B, 21, 3)."""
     return transform_keypoints(info.kp, info.rotation, info.exp, info.scale, info.t)
+
+
+def relative_driving_keypoints(source: KeypointInfo, driving: KeypointInfo, first: KeypointInfo) -> torch.Tensor:
+    """LivePortrait's relative animation (image source, video driving, animation region "all").
+
+    The source moves by the driving video's change since its first frame:
+    R = (R_d R_d0^T) R_s, exp = exp_s + (exp_d - exp_d0), scale = scale_s * scale_d / scale_d0,
+    t = t_s + (t_d - t_d0) with tz = 0. driving: (N, ...) frames; source and first: batch 1. -> (N, 21, 3).
+    """
+    rotation = driving.rotation @ first.rotation.transpose(1, 2) @ source.rotation
+    exp = source.exp + (driving.exp - first.exp)
+    scale = source.scale * (driving.scale / first.scale)
+    t = source.t + (driving.t - first.t)
+    t[:, 2] = 0
+    return scale[:, :, None] * (source.kp @ rotation + exp) + t[:, None, :]

@@ -6,7 +6,10 @@ width so every network runs in milliseconds in tests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -88,3 +91,25 @@ class LivePortraitConfig:
             image_size=64,
             output_size=128,
         )
+
+    def to_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "LivePortraitConfig":
+        """Read a config written by `to_json` (a weights folder may carry one for non-released widths)."""
+        return _from_dict(cls, json.loads(Path(path).read_text()))
+
+
+def _from_dict(kind: type, values: dict[str, Any]) -> Any:
+    kwargs = {}
+    for f in fields(kind):
+        if f.name not in values:
+            continue
+        value = values[f.name]
+        if isinstance(value, dict):
+            value = _from_dict(f.default_factory().__class__, value)  # nested config dataclass
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[f.name] = value
+    return kind(**kwargs)

@@ -10,7 +10,7 @@ from torch import nn
 from ..motion.keypoints import KeypointInfo
 from .appearance import AppearanceFeatureExtractor
 from .config import LivePortraitConfig
-from .loading import BASE_MODEL_FILES, load_into, read_base_model, read_stitching
+from .loading import BASE_MODEL_FILES, CONFIG_FILE, load_into, read_base_model, read_stitching
 from .motion_extractor import MotionExtractor
 from .spade_generator import SPADEDecoder
 from .stitching import EYE_RETARGETING, LIP_RETARGETING, STITCHING, StitchingRetargetingNetwork
@@ -36,10 +36,14 @@ class LivePortraitRenderer(nn.Module):
         self.eye_retargeting = StitchingRetargetingNetwork(EYE_RETARGETING) if with_stitching else None
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, config: LivePortraitConfig = LivePortraitConfig()) -> "LivePortraitRenderer":
+    def from_pretrained(cls, directory: str | Path, config: LivePortraitConfig | None = None) -> "LivePortraitRenderer":
         """Load LivePortrait's released files from `directory` (the folder holding base_models/ and
-        retargeting_models/). Without the stitching file, stitching is disabled, as in LivePortrait."""
+        retargeting_models/). Without the stitching file, stitching is disabled, as in LivePortrait.
+        The config is the released one unless given or found in the folder's renderer_config.json."""
         directory = Path(directory)
+        if config is None:
+            config_file = directory / CONFIG_FILE
+            config = LivePortraitConfig.from_json(config_file) if config_file.is_file() else LivePortraitConfig()
         stitching = read_stitching(directory)
         renderer = cls(config, with_stitching=bool(stitching))
         networks = {"appearance": renderer.appearance_feature_extractor, "motion": renderer.motion_extractor,

@@ -8,6 +8,7 @@ retargeting_models/stitching_retargeting_module.pth holds three sub-dicts (`reta
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -26,6 +27,28 @@ STITCHING_FILE = "retargeting_models/stitching_retargeting_module.pth"
 STITCHING_SUBDICTS = {"stitching": "retarget_shoulder", "lip": "retarget_mouth", "eye": "retarget_eye"}
 HUB_REPO = "KwaiVGI/LivePortrait"
 HUB_PREFIX = "liveportrait/"
+CONFIG_FILE = "renderer_config.json"  # optional: a non-released width, written by LivePortraitConfig.to_json
+DEFAULT_ROOT = Path.home() / ".cache" / "moda" / "weights"
+
+
+def missing_files(directory: Path) -> list[str]:
+    return [f for f in BASE_MODEL_FILES.values() if not (directory / f).is_file()]
+
+
+def resolve_liveportrait(directory: str | Path | None) -> Path:
+    """The folder with LivePortrait's files: `directory` if given (it must be complete), else the default
+    cache, downloaded from the hub on first use."""
+    if directory is not None:
+        directory = Path(directory)
+        missing = missing_files(directory)
+        if missing:
+            raise MoDAError(
+                f"LivePortrait weights incomplete in {directory}: missing {', '.join(missing)}; download "
+                f"{HUB_REPO} (folder liveportrait/) into it"
+            )
+        return directory
+    directory = DEFAULT_ROOT / HUB_PREFIX.rstrip("/")
+    return directory if not missing_files(directory) else download_liveportrait(DEFAULT_ROOT)
 
 
 def fold_spectral_norm(state: StateDict) -> StateDict:
@@ -87,3 +110,36 @@ def download_liveportrait(root: str | Path) -> Path:
     for relative in [*BASE_MODEL_FILES.values(), STITCHING_FILE]:
         hub_download(HUB_REPO, HUB_PREFIX + relative, root)
     return Path(root) / HUB_PREFIX.rstrip("/")
+
+
+def unfold_spectral_norm(state: StateDict, keys: list[str]) -> StateDict:
+    """Inverse of `fold_spectral_norm` for the given `.weight` keys: weight_orig = W with u, v chosen so that
+    u . (W v) = 1, which the released loader folds back to exactly W."""
+    unfolded = dict(state)
+    for key in keys:
+        prefix = key[: -len("weight")]
+        weight = unfolded.pop(key)
+        matrix = weight.reshape(weight.shape[0], -1)
+        v = torch.nn.functional.normalize(torch.ones(matrix.shape[1], dtype=weight.dtype), dim=0)
+        w = matrix @ v
+        unfolded.update({prefix + "weight_orig": weight, prefix + "weight_u": w / w.dot(w), prefix + "weight_v": v})
+    return unfolded
+
+
+def export_liveportrait(renderer: nn.Module, directory: str | Path) -> Path:
+    """Write a renderer in LivePortrait's released file layout (and its config), loadable by `from_pretrained`."""
+    directory = Path(directory)
+    (directory / "base_models").mkdir(parents=True, exist_ok=True)
+    (directory / "retargeting_models").mkdir(parents=True, exist_ok=True)
+    networks = {"appearance": renderer.appearance_feature_extractor, "motion": renderer.motion_extractor,
+                "warping": renderer.warping_module, "spade": renderer.spade_generator}
+    for name, module in networks.items():
+        state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        if name == "spade":
+            state = unfold_spectral_norm(state, [k for k in state if re.search(r"\.conv_[01s]\.weight$", k)])
+        torch.save(state, directory / BASE_MODEL_FILES[name])
+    if renderer.stitching is not None:
+        torch.save({sub: {f"module.{k}": v for k, v in getattr(renderer, "stitching" if name == "stitching" else f"{name}_retargeting").state_dict().items()}
+                    for name, sub in STITCHING_SUBDICTS.items()}, directory / STITCHING_FILE)
+    renderer.config.to_json(directory / CONFIG_FILE)
+    return directory

