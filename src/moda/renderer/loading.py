@@ -59,7 +59,7 @@ def fold_spectral_norm(state: StateDict) -> StateDict:
     """
     folded = {k: v for k, v in state.items() if not k.endswith(("weight_orig", "weight_u", "weight_v"))}
     for key in state:
-        if key.endswith(".weight_orig"):
+        if key.endswith("weight_orig"):
             prefix = key[: -len("weight_orig")]
             weight, u, v = state[key], state[prefix + "weight_u"], state[prefix + "weight_v"]
             sigma = torch.dot(u, weight.reshape(weight.shape[0], -1) @ v)
