@@ -123,3 +123,17 @@ def test_keypoint_gaussian_peaks_at_the_keypoint():
     assert heat.argmax().item() == (2 * 9 + 3) * 9 + 6
     neighbour = torch.exp(torch.tensor(-0.5 * 0.25**2 / 0.01)).item()  # one x step = 0.25
     assert heat[2, 3, 7].item() == pytest.approx(neighbour, rel=1e-5)
+
+
+def test_optimized_inference_stays_close_to_fp32():
+    torch.manual_seed(0)
+    renderer = LivePortraitRenderer(LivePortraitConfig.tiny()).eval()
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    features = renderer.source_features(image)
+    x_s = torch.rand(1, 21, 3) - 0.5
+    reference = renderer.render(features, x_s, x_s + 0.03)
+    renderer.optimize_for_inference(torch.bfloat16)
+    optimized = renderer.render(renderer.source_features(image), x_s, x_s + 0.03)
+    assert optimized.dtype == torch.float32 and optimized.shape == reference.shape
+    assert ((optimized - reference).norm() / reference.norm()).item() < 3e-2
+    assert renderer.spade_generator.fc.weight.is_contiguous(memory_format=torch.channels_last)

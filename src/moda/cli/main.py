@@ -37,6 +37,8 @@ def reenact(args: argparse.Namespace) -> int:
     check_output_path(args.out, args.overwrite)  # before loading anything heavy
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     renderer = LivePortraitRenderer.from_pretrained(resolve_liveportrait(args.weights)).to(device)
+    if args.precision == "bf16":
+        renderer.optimize_for_inference(torch.bfloat16)
     out = run_reenact(args.source, args.driving, args.out, renderer, overwrite=args.overwrite,
                       batch_size=args.batch_size, driving_multiplier=args.driving_multiplier,
                       progress=not args.quiet)
@@ -62,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     reenactment.add_argument("--weights", help="folder with LivePortrait's base_models/ and retargeting_models/ "
                              "(default: downloaded to ~/.cache/moda/weights/liveportrait)")
     reenactment.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    reenactment.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                             help="renderer compute precision; bf16 is ~2-3x faster on CPUs with AMX and on GPUs")
     reenactment.add_argument("--batch-size", type=int, default=8)
     reenactment.add_argument("--driving-multiplier", type=float, default=1.0, help="scale of the transferred motion")
     reenactment.add_argument("--overwrite", action="store_true", help="replace an existing output file")

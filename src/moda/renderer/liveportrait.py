@@ -34,6 +34,8 @@ class LivePortraitRenderer(nn.Module):
         self.stitching = StitchingRetargetingNetwork(STITCHING) if with_stitching else None
         self.lip_retargeting = StitchingRetargetingNetwork(LIP_RETARGETING) if with_stitching else None
         self.eye_retargeting = StitchingRetargetingNetwork(EYE_RETARGETING) if with_stitching else None
+        self.precision = torch.float32  # compute dtype of F, W and G (autocast); M and the MLPs stay fp32
+        self.channels_last = False
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, config: LivePortraitConfig | None = None) -> "LivePortraitRenderer":
@@ -55,10 +57,31 @@ class LivePortraitRenderer(nn.Module):
                       f"stitching_retargeting_module.pth [{name}]")
         return renderer.eval()
 
+    def optimize_for_inference(self, precision: torch.dtype = torch.bfloat16) -> "LivePortraitRenderer":
+        """Run F, W and G under autocast in `precision` and keep 2-D conv weights channels-last.
+
+        bf16 suits CPUs with AMX / AVX512-BF16 and recent GPUs (fp16 is what LivePortrait uses on GPUs).
+        The motion extractor and the MLPs stay fp32: keypoints and pose are sensitive to rounding.
+        """
+        self.precision = precision
+        self.channels_last = True
+        for module in (self.appearance_feature_extractor, self.spade_generator):
+            for conv in module.modules():
+                if isinstance(conv, nn.Conv2d):
+                    conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
+        return self
+
+    def _autocast(self, device: torch.device) -> torch.autocast:
+        return torch.autocast(device.type, dtype=self.precision, enabled=self.precision != torch.float32)
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
     @torch.no_grad()
     def source_features(self, image: torch.Tensor) -> torch.Tensor:
         """f_s, the appearance volume, (B, 32, 16, 64, 64) released."""
-        return self.appearance_feature_extractor(image)
+        with self._autocast(image.device):
+            return self.appearance_feature_extractor(self._layout(image)).float().contiguous()
 
     @torch.no_grad()
     def keypoint_info(self, image: torch.Tensor) -> KeypointInfo:
@@ -69,6 +92,7 @@ class LivePortraitRenderer(nn.Module):
     def render(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
         """Frames (B, 3, 512, 512) in [0, 1] for driving keypoints x_d (B, 21, 3); f_s and x_s broadcast."""
         batch = x_d.shape[0]
-        warped = self.warping_module(f_s.expand(batch, -1, -1, -1, -1), kp_source=x_s.expand(batch, -1, -1),
-                                     kp_driving=x_d)
-        return self.spade_generator(warped["out"])
+        with self._autocast(x_d.device):
+            warped = self.warping_module(f_s.expand(batch, -1, -1, -1, -1), kp_source=x_s.expand(batch, -1, -1),
+                                         kp_driving=x_d)
+            return self.spade_generator(self._layout(warped["out"])).float()
