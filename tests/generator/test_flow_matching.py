@@ -1,7 +1,7 @@
 import torch
 
 from moda.generator.flow_matching import FlowMatchingScheduler
-from moda.generator.objective import ConditionDropout, TrainingBatch, drop_conditions, flow_matching_loss
+from moda.generator.objective import ConditionDropout, LossWeights, TrainingBatch, drop_conditions, flow_matching_loss
 from tests.conftest import tiny_config
 from moda.generator.sampler import MotionGenerator
 
@@ -58,8 +58,8 @@ def test_training_sigmas_lie_on_the_grid_and_follow_the_distribution():
 def test_condition_dropout_replaces_with_null_values_at_the_requested_rate(tiny_generator):
     audio = torch.ones(4000, 2, 1, 2, 8)
     emo = torch.full((4000,), 3)
-    dropped_audio, dropped_emo = drop_conditions(tiny_generator, audio, emo, ConditionDropout(audio=0.3, emotion=0.1),
-                                                 torch.Generator().manual_seed(0))
+    dropped_audio, dropped_emo = drop_conditions(tiny_generator.null_audio_feat, audio, emo,
+                                                 ConditionDropout(audio=0.3, emotion=0.1), torch.Generator().manual_seed(0))
     audio_dropped = torch.all(dropped_audio == tiny_generator.null_audio_feat, dim=(1, 2, 3, 4))
     assert torch.all(audio_dropped | torch.all(dropped_audio == 1, dim=(1, 2, 3, 4)))
     assert abs(audio_dropped.float().mean().item() - 0.3) < 0.03
@@ -78,11 +78,15 @@ def _batch(seed=0):
 
 def test_loss_is_reproducible_weightable_and_trainable(tiny_generator):
     batch = _batch()
-    loss = flow_matching_loss(tiny_generator, batch, generator=torch.Generator().manual_seed(5))
-    again = flow_matching_loss(tiny_generator, batch, generator=torch.Generator().manual_seed(5))
+    loss = flow_matching_loss(tiny_generator, batch, generator=torch.Generator().manual_seed(5))["loss"]
+    again = flow_matching_loss(tiny_generator, batch, generator=torch.Generator().manual_seed(5))["loss"]
     assert torch.equal(loss, again)
-    weights = torch.zeros(70)
-    assert flow_matching_loss(tiny_generator, batch, generator=torch.Generator().manual_seed(5), dim_weights=weights) == 0
+    silent = LossWeights(lip=0, expression=0, pose=0)
+    assert flow_matching_loss(tiny_generator, batch, generator=torch.Generator().manual_seed(5), weights=silent)["loss"] == 0
+    smooth = flow_matching_loss(tiny_generator, batch, generator=torch.Generator().manual_seed(5),
+                                weights=LossWeights(smoothness=0.5))
+    torch.testing.assert_close(smooth["loss"], loss + 0.5 * smooth["smoothness"])
+    assert smooth["smoothness"] > 0
 
     tiny_generator.train()
     optimizer = torch.optim.AdamW(tiny_generator.parameters(), lr=3e-3)
@@ -90,9 +94,16 @@ def test_loss_is_reproducible_weightable_and_trainable(tiny_generator):
     fixed.motion = 3.0 + 0.1 * fixed.motion  # structured data: far from the noise, learnable
     losses = []
     for step in range(60):
-        loss = flow_matching_loss(tiny_generator, fixed, generator=torch.Generator().manual_seed(step))
+        loss = flow_matching_loss(tiny_generator, fixed, generator=torch.Generator().manual_seed(step))["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+
+
+def test_loss_weights_cover_lip_expression_and_pose_dims():
+    weights = LossWeights(lip=3.0, expression=1.0, pose=2.0).per_dim()
+    assert weights.shape == (70,)
+    assert (weights == 3.0).sum() == 18 and (weights == 2.0).sum() == 7 and (weights == 1.0).sum() == 45
+    assert weights[6 * 3] == 3.0 and weights[0] == 1.0 and weights[69] == 2.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -46,6 +47,44 @@ def reenact(args: argparse.Namespace) -> int:
     return 0
 
 
+def preprocess(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..renderer.liveportrait import LivePortraitRenderer
+    from ..renderer.loading import resolve_liveportrait
+    from ..training.preprocess import preprocess as run_preprocess
+    from ..training.preprocess import read_emotion_labels
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    labels = read_emotion_labels(args.emotions)
+    if args.audio_features == "logmel":
+        from ..audio.logmel import LogMelExtractor
+
+        features = LogMelExtractor()
+    else:
+        from ..audio.features import AudioFeatureExtractor
+        from ..audio.hubert import HUBERT_HUB_ID, HubertFrameEncoder
+
+        features = AudioFeatureExtractor(HubertFrameEncoder.from_pretrained(args.hubert or HUBERT_HUB_ID).to(device))
+    renderer = LivePortraitRenderer.from_pretrained(resolve_liveportrait(args.weights)).to(device)
+    report = run_preprocess(args.videos, args.out, renderer, features, labels, progress=not args.quiet)
+    for video, reason in report.failed.items():
+        print(f"skipped {video.name}: {reason}", file=sys.stderr)
+    print(f"{len(report.written)} written, {len(report.skipped)} already there, {len(report.failed)} failed")
+    return 1 if report.failed and not report.written and not report.skipped else 0
+
+
+def train(args: argparse.Namespace) -> int:
+    from ..training.config import TrainConfig
+    from ..training.trainer import train as run_training
+
+    config = TrainConfig.from_toml(args.config, steps=args.steps, output=args.output)
+    exported = run_training(config, resume=not args.no_resume, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"wrote {exported}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moda", description="MoDA talking-head generation")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +110,27 @@ def build_parser() -> argparse.ArgumentParser:
     reenactment.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     reenactment.add_argument("--quiet", action="store_true", help="no progress bar")
     reenactment.set_defaults(run=reenact)
+
+    prep = commands.add_parser("preprocess", help="talking-head videos -> training shards")
+    prep.add_argument("--videos", required=True, help="folder of videos (mp4, mov, mkv, webm, avi)")
+    prep.add_argument("--out", required=True, help="folder for the shards (*.clip.safetensors)")
+    prep.add_argument("--weights", help="LivePortrait weights folder (default: the download cache)")
+    prep.add_argument("--audio-features", choices=["hubert", "logmel"], default="hubert")
+    prep.add_argument("--hubert", help="HuBERT folder or hub id (default TencentGameMate/chinese-hubert-base)")
+    prep.add_argument("--emotions", help="CSV of `video file name, emotion` rows")
+    prep.add_argument("--device", help="cpu or cuda")
+    prep.add_argument("--quiet", action="store_true", help="no progress bar")
+    prep.set_defaults(run=preprocess)
+
+    training = commands.add_parser(
+        "train", help="train the motion generator (flow matching); several processes with torchrun"
+    )
+    training.add_argument("--config", required=True, help="TOML file (see moda.training.config)")
+    training.add_argument("--steps", type=int, help="override the number of steps")
+    training.add_argument("--output", help="override the output folder")
+    training.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
+    training.add_argument("--quiet", action="store_true", help="no progress bar")
+    training.set_defaults(run=train)
     return parser
 
 

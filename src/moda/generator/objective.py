@@ -7,7 +7,8 @@ from typing import Literal
 
 import torch
 
-from .config import NULL_EMOTION
+from ..motion.postprocess import LIP_ROWS
+from .config import MOTION_DIM, NULL_EMOTION
 from .sampler import MotionGenerator
 
 
@@ -21,6 +22,24 @@ class ConditionDropout:
 
     audio: float = 0.1
     emotion: float = 0.1
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the velocity error on lip, other expression and pose dims, and of the smoothness term."""
+
+    lip: float = 1.0
+    expression: float = 1.0
+    pose: float = 1.0
+    smoothness: float = 0.0
+
+    def per_dim(self) -> torch.Tensor:
+        """(70,) weights: lip keypoint coordinates, the rest of the 63 expression dims, then the 7 pose dims."""
+        weights = torch.full((MOTION_DIM,), self.expression)
+        for row in LIP_ROWS:
+            weights[3 * row : 3 * row + 3] = self.lip
+        weights[63:] = self.pose
+        return weights
 
 
 @dataclass
@@ -37,19 +56,22 @@ class TrainingBatch:
     emo: torch.Tensor
     ref_kp: torch.Tensor
 
+    def to(self, device: torch.device) -> "TrainingBatch":
+        return TrainingBatch(*(t.to(device) for t in (self.motion, self.prev_motion, self.audio, self.emo, self.ref_kp)))
+
 
 def drop_conditions(
-    model: MotionGenerator,
+    null_audio: torch.Tensor,
     audio: torch.Tensor,
     emo: torch.Tensor,
     dropout: ConditionDropout,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace audio by `null_audio` (broadcast to its shape) and emotion by the null class, per sample."""
     batch = audio.shape[0]
     drop_audio = (torch.rand(batch, generator=generator) < dropout.audio).to(audio.device)
     drop_emo = (torch.rand(batch, generator=generator) < dropout.emotion).to(emo.device)
-    null_audio = model.null_audio_feat.expand_as(audio)
-    audio = torch.where(drop_audio.reshape(-1, 1, 1, 1, 1), null_audio, audio)
+    audio = torch.where(drop_audio.reshape(-1, 1, 1, 1, 1), null_audio.expand_as(audio), audio)
     emo = torch.where(drop_emo, torch.full_like(emo, NULL_EMOTION), emo)
     return audio, emo
 
@@ -59,26 +81,33 @@ def flow_matching_loss(
     batch: TrainingBatch,
     dropout: ConditionDropout = ConditionDropout(),
     generator: torch.Generator | None = None,
-    dim_weights: torch.Tensor | None = None,
+    weights: LossWeights = LossWeights(),
     timestep_distribution: Literal["uniform", "logit_normal"] = "uniform",
-) -> torch.Tensor:
-    """Mean squared error between the predicted and the true velocity (noise - x0).
+    null_audio: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """{"loss", "velocity", "smoothness"}: weighted velocity MSE (target noise - x0) plus, when weighted,
+    the error of the frame-to-frame differences of the implied clean motion x0_hat = x_sigma - sigma * v.
 
-    `dim_weights` (70,) weights the motion dimensions (e.g. lips vs. the rest of the expression vs. pose).
-    Randomness (noise level, noise, dropout) comes from `generator` on the CPU, so a seeded generator
-    makes a step reproducible.
+    Randomness (noise level, noise, dropout) comes from `generator` on the CPU, so a seeded generator makes a
+    step reproducible. `null_audio` defaults to the model's buffer; training passes a learnable one.
     """
     x0 = batch.motion
     sigma = model.scheduler.sample_training_sigmas(x0.shape[0], generator, timestep_distribution, x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0)
     noisy = model.scheduler.noisy_sample(x0, noise, sigma)
-    audio, emo = drop_conditions(model, batch.audio, batch.emo, dropout, generator)
+    null = model.null_audio_feat if null_audio is None else null_audio
+    audio, emo = drop_conditions(null, batch.audio, batch.emo, dropout, generator)
     frames = x0.shape[1]
     model_input = torch.cat([batch.prev_motion.expand(-1, frames, -1), noisy], dim=-1)
     audio_cond = batch.ref_kp.unsqueeze(1).expand(-1, frames, -1)
     times = sigma * model.scheduler.num_train_timesteps
-    prediction = model.talking_head_dit(model_input, times, audio, emo, audio_cond)
-    squared_error = (prediction - model.scheduler.velocity_target(x0, noise)) ** 2
-    if dim_weights is not None:
-        squared_error = squared_error * dim_weights.to(squared_error)
-    return squared_error.mean()
+    prediction = model.talking_head_dit(model_input, times, audio, emo, audio_cond).float()
+    velocity = ((prediction - model.scheduler.velocity_target(x0, noise)) ** 2 * weights.per_dim().to(x0)).mean()
+    terms = {"velocity": velocity}
+    if weights.smoothness > 0:
+        x0_hat = noisy - sigma.reshape(-1, 1, 1) * prediction
+        terms["smoothness"] = ((x0_hat.diff(dim=1) - x0.diff(dim=1)) ** 2).mean()
+    else:
+        terms["smoothness"] = velocity.new_zeros(())
+    terms["loss"] = velocity + weights.smoothness * terms["smoothness"]
+    return terms

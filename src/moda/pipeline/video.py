@@ -52,6 +52,26 @@ def read_frames(path: str | Path) -> Iterator[np.ndarray]:
             raise MoDAError(f"cannot decode the video {path}: {exc}") from exc
 
 
+def read_frames_at(path: str | Path, fps: float) -> Iterator[np.ndarray]:
+    """Frames resampled to `fps` by timestamp: for each output time k / fps, the latest frame shown by then."""
+    step, next_time, last = 1 / fps, 0.0, None
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        try:
+            for frame in container.decode(stream):
+                time = float(frame.time or 0.0)
+                image = frame.to_ndarray(format="rgb24")
+                while last is not None and next_time < time - 1e-6:
+                    yield last
+                    next_time += step
+                if next_time <= time + 1e-6:
+                    yield image
+                    next_time += step
+                last = image
+        except av.error.FFmpegError as exc:
+            raise MoDAError(f"cannot decode the video {path}: {exc}") from exc
+
+
 def _open(path: str | Path) -> av.container.InputContainer:
     path = Path(path)
     if not path.is_file():

@@ -1,0 +1,109 @@
+"""`moda preprocess`: talking-head videos -> training shards.
+
+Per video: frames resampled to 25 fps, one crop box averaged over the clip, the motion extractor's 70-d
+motion per frame (expression, scale, translation, pitch / yaw / roll in degrees), the first frame's canonical
+keypoints as identity, audio features (HuBERT or log-mel) for the same frames, and an optional emotion label.
+Existing shards are skipped, so an interrupted run resumes; unreadable videos are reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..audio.io import load_audio
+from ..errors import MoDAError
+from ..face.crop import crop_face
+from ..face.landmarks import FaceMeshDetector
+from ..generator.config import NULL_EMOTION
+from ..motion.keypoints import KeypointInfo
+from ..pipeline.reenact import average_driving_box, batched, to_tensor
+from ..pipeline.video import read_frames_at
+from ..renderer.liveportrait import LivePortraitRenderer
+from .data import SHARD_SUFFIX, Clip, save_clip
+
+FPS = 25
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi"}
+# Emotion ids 0..7 (8 is "none"): our naming, following MEAD's eight emotions.
+EMOTIONS = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
+
+
+def motion_vectors(info: KeypointInfo) -> torch.Tensor:
+    """(B, 70): expression (63), scale, tx, ty, tz, pitch, yaw, roll (degrees)."""
+    batch = info.exp.shape[0]
+    return torch.cat([info.exp.reshape(batch, -1), info.scale, info.t, info.pitch, info.yaw, info.roll], dim=1)
+
+
+def read_emotion_labels(path: str | Path | None) -> dict[str, int]:
+    """CSV rows `video file name, emotion` (a name from EMOTIONS or an id 0..7)."""
+    if path is None:
+        return {}
+    labels = {}
+    with open(path, newline="") as f:
+        for row in csv.reader(f):
+            if not row or row[0].startswith("#"):
+                continue
+            name, emotion = row[0].strip(), row[1].strip().lower()
+            if emotion.isdigit() and int(emotion) < len(EMOTIONS):
+                labels[name] = int(emotion)
+            elif emotion in EMOTIONS:
+                labels[name] = EMOTIONS.index(emotion)
+            else:
+                raise MoDAError(f"{path}: unknown emotion {emotion!r} for {name}; use one of {', '.join(EMOTIONS)}")
+    return labels
+
+
+@dataclass
+class PreprocessReport:
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # shard already there
+    failed: dict[Path, str] = field(default_factory=dict)
+
+
+def preprocess_video(video: Path, renderer: LivePortraitRenderer, detector: FaceMeshDetector,
+                     audio_features: Callable[[np.ndarray], torch.Tensor], emotion: int, batch_size: int = 16) -> Clip:
+    device = next(renderer.parameters()).device
+    box = average_driving_box(video, detector)
+    motions, first_kp = [], None
+    for frames in batched(read_frames_at(video, FPS), batch_size):
+        crops = [crop_face(f, box, renderer.config.output_size).resized(renderer.config.image_size) for f in frames]
+        info = renderer.keypoint_info(to_tensor(crops, device))
+        first_kp = info.kp[0].reshape(-1).cpu() if first_kp is None else first_kp
+        motions.append(motion_vectors(info).cpu())
+    motion = torch.cat(motions)
+    audio = audio_features(load_audio(video))
+    frames = min(motion.shape[0], audio.shape[0])
+    return Clip(motion[:frames], audio[:frames], first_kp, emotion, video.name)
+
+
+def preprocess(videos: str | Path, output: str | Path, renderer: LivePortraitRenderer,
+               audio_features: Callable[[np.ndarray], torch.Tensor], labels: dict[str, int] | None = None,
+               progress: bool = True) -> PreprocessReport:
+    videos, output = Path(videos), Path(output)
+    if not videos.is_dir():
+        raise MoDAError(f"video folder not found: {videos}")
+    files = sorted(p for p in videos.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    if not files:
+        raise MoDAError(f"no videos ({', '.join(sorted(VIDEO_SUFFIXES))}) in {videos}")
+    output.mkdir(parents=True, exist_ok=True)
+    labels = labels or {}
+    report = PreprocessReport()
+    with FaceMeshDetector() as detector:
+        for video in tqdm(files, desc="preprocess", unit="video", disable=not progress):
+            shard = output / f"{video.stem}{SHARD_SUFFIX}"
+            if shard.exists():
+                report.skipped.append(shard)
+                continue
+            try:
+                clip = preprocess_video(video, renderer, detector, audio_features, labels.get(video.name, NULL_EMOTION))
+            except MoDAError as exc:
+                report.failed[video] = str(exc)
+                continue
+            report.written.append(save_clip(shard, clip))
+    return report
