@@ -157,6 +157,10 @@ class Trainer:
         return target
 
     def load_latest(self) -> bool:
+        """Restore the newest complete checkpoint (folders a killed run left half-written are removed)."""
+        if self.dist.main:
+            for stale in (self.output / CHECKPOINTS).glob(".partial-*"):
+                shutil.rmtree(stale, ignore_errors=True)
         pointer = self.output / CHECKPOINTS / LATEST
         if not pointer.is_file():
             return False
