@@ -1,0 +1,71 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from moda.audio.logmel import LogMelExtractor
+from moda.errors import MoDAError
+from moda.renderer.config import LivePortraitConfig
+from moda.renderer.liveportrait import LivePortraitRenderer
+from moda.renderer.loading import export_liveportrait
+from moda.training.data import load_clip
+from moda.training.preprocess import read_emotion_labels
+from tests.media import write_driving_video
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    videos = root / "videos"
+    videos.mkdir()
+    write_driving_video(videos / "talk.mp4", frames=30)
+    write_driving_video(videos / "mute.mp4", frames=10, with_audio=False)
+    (videos / "broken.mp4").write_bytes(b"\x00garbage" * 64)
+    (videos / "notes.txt").write_text("not a video")
+    (root / "labels.csv").write_text("# file,emotion\ntalk.mp4,happy\n")
+    torch.manual_seed(0)
+    export_liveportrait(LivePortraitRenderer(LivePortraitConfig.tiny()), root / "weights")
+    return root
+
+
+def preprocess(root):
+    return subprocess.run([sys.executable, "-m", "moda", "preprocess", "--videos", str(root / "videos"),
+                           "--out", str(root / "shards"), "--weights", str(root / "weights"),
+                           "--audio-features", "logmel", "--emotions", str(root / "labels.csv"), "--quiet"],
+                          capture_output=True, text=True)
+
+
+def test_videos_become_shards_and_bad_files_are_reported(corpus):
+    run = preprocess(corpus)
+    assert run.returncode == 0, run.stderr
+    assert "1 written, 0 already there, 2 failed" in run.stdout
+    assert "skipped mute.mp4" in run.stderr and "no audio stream" in run.stderr and "skipped broken.mp4" in run.stderr
+    clip = load_clip(corpus / "shards" / "talk.clip.safetensors")
+    assert clip.motion.shape == (30, 70) and clip.audio.shape == (30, 4, 80) and clip.ref_kp.shape == (63,)
+    assert clip.emotion == 4 and clip.source == "talk.mp4"  # happy
+    assert torch.all(clip.motion[:, 67:].abs() <= 97.5)  # angles in degrees
+    # resumable: a second run keeps what is there
+    again = preprocess(corpus)
+    assert "0 written, 1 already there, 2 failed" in again.stdout
+
+
+def test_log_mel_features_have_four_mel_frames_per_video_frame():
+    t = np.arange(16000) / 16000
+    low, high = np.sin(2 * np.pi * 200 * t), np.sin(2 * np.pi * 3000 * t)
+    extractor = LogMelExtractor()
+    features_low, features_high = extractor(low.astype(np.float32)), extractor(high.astype(np.float32))
+    assert features_low.shape == (25, 4, 80)
+    assert features_low[10, 0].argmax() < features_high[10, 0].argmax()  # pitch moves up the mel axis
+    with pytest.raises(MoDAError, match="too short"):
+        extractor(np.zeros(100, dtype=np.float32))
+
+
+def test_emotion_labels(tmp_path):
+    path = tmp_path / "l.csv"
+    path.write_text("a.mp4,Sad\nb.mp4,0\n")
+    assert read_emotion_labels(path) == {"a.mp4": 6, "b.mp4": 0}
+    path.write_text("a.mp4,bored\n")
+    with pytest.raises(MoDAError, match="unknown emotion 'bored'"):
+        read_emotion_labels(path)
