@@ -67,5 +67,5 @@ def test_emotion_labels(tmp_path):
     path.write_text("a.mp4,Sad\nb.mp4,0\n")
     assert read_emotion_labels(path) == {"a.mp4": 6, "b.mp4": 0}
     path.write_text("a.mp4,bored\n")
-    with pytest.raises(MoDAError, match="unknown emotion 'bored'"):
+    with pytest.raises(MoDAError, match="unknown emotion 'bored'.*row for a.mp4"):
         read_emotion_labels(path)

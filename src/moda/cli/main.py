@@ -74,6 +74,42 @@ def preprocess(args: argparse.Namespace) -> int:
     return 1 if report.failed and not report.written and not report.skipped else 0
 
 
+def synthesize_corpus(args: argparse.Namespace) -> int:
+    from ..training.synthetic.corpus import synthesize_corpus as run
+
+    out = run(args.out, args.clips, args.heldout, args.seed, progress=not args.quiet)
+    print(f"wrote {args.clips} training and {args.heldout} held-out clips under {out}")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from ..evaluation.evaluate import evaluate as run_eval
+    from ..evaluation.evaluate import write_report
+    from ..generator.checkpoint import load_trained_generator
+    from ..generator.sampler import Guidance
+
+    from ..evaluation.feature_metrics import load_feature_network
+
+    generator, stats = load_trained_generator(args.generator)
+    models = {name: load_feature_network(path, name.upper())
+              for name, path in (("fid", args.fid_model), ("fvd", args.fvd_model), ("sync", args.sync_model)) if path}
+    renderer = None
+    if models:
+        from ..face.landmarks import FaceMeshDetector
+        from ..renderer.landmark_warp import LandmarkWarpRenderer
+        from ..samples import sample_portrait
+
+        with FaceMeshDetector() as detector:
+            renderer = LandmarkWarpRenderer(sample_portrait(), detector.largest(sample_portrait()))
+    result = run_eval(generator, stats, args.heldout, Guidance(args.cfg_audio), args.seed, args.limit,
+                      progress=not args.quiet, feature_models=models, renderer=renderer)
+    written = write_report(result, args.out, args.metrics_log)
+    for key, value in result.summary.items():
+        print(f"{key:<28} {value:.4f}")
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
 def train(args: argparse.Namespace) -> int:
     from ..training.config import TrainConfig
     from ..training.trainer import train as run_training
@@ -85,6 +121,18 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def generate(args: argparse.Namespace) -> int:
+    from ..pipeline.generate import GenerateOptions, Pipeline
+    from ..pipeline.video import check_output_path
+
+    check_output_path(args.out, args.overwrite)  # before loading any model
+    pipeline = Pipeline.from_weights(args.weights, args.device) if args.weights else Pipeline.default()
+    options = GenerateOptions(args.emotion, args.cfg_audio, args.cfg_emotion, args.seed)
+    out = pipeline.generate(args.image, args.audio, args.out, options, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moda", description="MoDA talking-head generation")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -93,6 +141,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("directory", help="folder with fixture .json/.safetensors pairs")
     check.set_defaults(run=golden_check)
+
+    generation = commands.add_parser("generate", help="a portrait + speech -> talking-head video (mp4)")
+    generation.add_argument("--image", required=True, help="portrait (jpg, png, webp, ...)")
+    generation.add_argument("--audio", required=True, help="speech (wav, mp3, m4a, ogg, flac, ...)")
+    generation.add_argument("--out", required=True, help="output .mp4 (H.264 + AAC)")
+    generation.add_argument("--emotion", help="angry, contempt, disgusted, fear, happy, neutral, sad, surprised")
+    generation.add_argument("--cfg-audio", type=float, help="audio guidance scale (default: the model's)")
+    generation.add_argument("--cfg-emotion", type=float, help="emotion guidance scale, separate from audio")
+    generation.add_argument("--seed", type=int, default=0)
+    generation.add_argument("--weights", help="folder with the released models (default: the tiny shipped model)")
+    generation.add_argument("--device", help="cpu or cuda (released models)")
+    generation.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    generation.add_argument("--quiet", action="store_true", help="no progress bar")
+    generation.set_defaults(run=generate)
 
     reenactment = commands.add_parser(
         "reenact", help="animate a portrait with the motion of a driving video (LivePortrait renderer)"
@@ -121,6 +183,29 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--device", help="cpu or cuda")
     prep.add_argument("--quiet", action="store_true", help="no progress bar")
     prep.set_defaults(run=preprocess)
+
+    evaluation = commands.add_parser("eval", help="score a trained generator on held-out clips (lip sync, LMD, ...)")
+    evaluation.add_argument("--generator", required=True, help="folder written by moda train (generator.*, stats)")
+    evaluation.add_argument("--heldout", required=True, help="held-out shards with ground-truth mouth opening")
+    evaluation.add_argument("--out", required=True, help="folder for report.json and the PNG plots")
+    evaluation.add_argument("--metrics-log", help="a training metrics.jsonl, for the loss-curve plot")
+    evaluation.add_argument("--cfg-audio", type=float, default=1.5, help="guidance scale")
+    for metric, what in (("fid", "frames (B,3,H,W) -> features"), ("fvd", "clips (B,3,T,H,W) -> features"),
+                         ("sync", "SyncNet-style embed_video / embed_audio")):
+        evaluation.add_argument(f"--{metric}-model", help=f"TorchScript feature network for {metric.upper()}: {what}")
+    evaluation.add_argument("--limit", type=int, help="evaluate at most this many clips")
+    evaluation.add_argument("--seed", type=int, default=0)
+    evaluation.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluation.set_defaults(run=evaluate)
+
+    corpus = commands.add_parser("synthesize-corpus",
+                                 help="make a synthetic talking-head corpus (espeak-ng speech, landmark motion)")
+    corpus.add_argument("--out", required=True, help="folder; gets train/ and heldout/ shard folders")
+    corpus.add_argument("--clips", type=int, default=500, help="training clips (2-3 sentences each)")
+    corpus.add_argument("--heldout", type=int, default=40, help="held-out clips for evaluation")
+    corpus.add_argument("--seed", type=int, default=0)
+    corpus.add_argument("--quiet", action="store_true", help="no progress bar")
+    corpus.set_defaults(run=synthesize_corpus)
 
     training = commands.add_parser(
         "train", help="train the motion generator (flow matching); several processes with torchrun"

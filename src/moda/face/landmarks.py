@@ -27,6 +27,7 @@ class NoFaceError(MoDAError):
 @dataclass
 class Face:
     landmarks: np.ndarray  # (478, 2) pixel coordinates (x, y)
+    depth: np.ndarray | None = None  # (478,) relative depth in pixels (MediaPipe's z; smaller is nearer)
 
     @property
     def box(self) -> tuple[float, float, float, float]:
@@ -101,8 +102,9 @@ class FaceMeshDetector:
             found = self._mesh.process(square).multi_face_landmarks
             if not found:
                 continue
-            points = np.array([(p.x, p.y) for p in found[0].landmark], dtype=np.float64) * self.MESH_INPUT
-            faces.append(Face(((points - to_square[:, 2]) / scale).astype(np.float32)))
+            points = np.array([(p.x, p.y, p.z) for p in found[0].landmark], dtype=np.float64) * self.MESH_INPUT
+            faces.append(Face(((points[:, :2] - to_square[:, 2]) / scale).astype(np.float32),
+                              (points[:, 2] / scale).astype(np.float32)))
         return sorted(faces, key=lambda f: f.area, reverse=True)
 
     def largest(self, image: np.ndarray, name: str = "image") -> Face:

@@ -88,3 +88,17 @@ def load_motion_generator(
     model = MotionGenerator(config)
     load_generator_state(model, read_state_dict(path), null_audio)
     return model.eval()
+
+
+def load_trained_generator(folder: str | Path) -> tuple[MotionGenerator, "MotionStats"]:
+    """A generator exported by `moda train` (generator.safetensors, generator.json, stats.safetensors)."""
+    import json
+
+    from ..motion.stats import MotionStats
+
+    folder = Path(folder)
+    missing = [n for n in ("generator.safetensors", "generator.json", "stats.safetensors") if not (folder / n).is_file()]
+    if missing:
+        raise MoDAError(f"{folder} is not a trained generator folder: missing {', '.join(missing)}")
+    config = DiTConfig(**json.loads((folder / "generator.json").read_text())["model"])
+    return load_motion_generator(folder / "generator.safetensors", config), MotionStats.load(folder / "stats.safetensors")

@@ -85,6 +85,10 @@ class DrivingMotion:
     def rotation(self) -> torch.Tensor:
         return rotation_matrix(self.pitch, self.yaw, self.roll)
 
+    def __getitem__(self, index: slice) -> "DrivingMotion":
+        return DrivingMotion(self.exp[index], self.scale[index], self.t[index], self.pitch[index], self.yaw[index],
+                             self.roll[index])
+
 
 def split_motion(motion: torch.Tensor, stats: MotionStats, rescale_ratio: torch.Tensor) -> DrivingMotion:
     """De-normalise (N, 70) motion and split it; scale and t are multiplied back by the source's ratio."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -32,6 +32,7 @@ class Clip:
     ref_kp: torch.Tensor  # (63,)
     emotion: int = NULL_EMOTION
     source: str = ""
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # e.g. ground-truth mouth opening (T,)
 
 
 def save_clip(path: str | Path, clip: Clip) -> Path:
@@ -42,7 +43,8 @@ def save_clip(path: str | Path, clip: Clip) -> Path:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     os.close(handle)
     tensors = {"motion": clip.motion.float().contiguous(), "audio": clip.audio.float().contiguous(),
-               "ref_kp": clip.ref_kp.float().reshape(-1).contiguous()}
+               "ref_kp": clip.ref_kp.float().reshape(-1).contiguous(),
+               **{f"extra.{k}": v.contiguous() for k, v in clip.extras.items()}}
     save_file(tensors, temporary, metadata={"emotion": str(clip.emotion), "source": clip.source, "format": "moda-clip-1"})
     os.replace(temporary, path)
     return path
@@ -51,8 +53,9 @@ def save_clip(path: str | Path, clip: Clip) -> Path:
 def load_clip(path: str | Path) -> Clip:
     with safe_open(str(path), framework="pt") as f:
         metadata = f.metadata() or {}
+        extras = {k[len("extra."):]: f.get_tensor(k) for k in f.keys() if k.startswith("extra.")}
         return Clip(f.get_tensor("motion"), f.get_tensor("audio"), f.get_tensor("ref_kp"),
-                    int(metadata.get("emotion", NULL_EMOTION)), metadata.get("source", ""))
+                    int(metadata.get("emotion", NULL_EMOTION)), metadata.get("source", ""), extras)
 
 
 def shard_paths(directory: str | Path) -> list[Path]:

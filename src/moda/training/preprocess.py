@@ -21,7 +21,7 @@ from ..audio.io import load_audio
 from ..errors import MoDAError
 from ..face.crop import crop_face
 from ..face.landmarks import FaceMeshDetector
-from ..generator.config import NULL_EMOTION
+from ..generator.config import NULL_EMOTION, emotion_id
 from ..motion.keypoints import KeypointInfo
 from ..pipeline.reenact import average_driving_box, batched, to_tensor
 from ..pipeline.video import read_frames_at
@@ -30,8 +30,6 @@ from .data import SHARD_SUFFIX, Clip, save_clip
 
 FPS = 25
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi"}
-# Emotion ids 0..7 (8 is "none"): our naming, following MEAD's eight emotions.
-EMOTIONS = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
 
 
 def motion_vectors(info: KeypointInfo) -> torch.Tensor:
@@ -41,21 +39,17 @@ def motion_vectors(info: KeypointInfo) -> torch.Tensor:
 
 
 def read_emotion_labels(path: str | Path | None) -> dict[str, int]:
-    """CSV rows `video file name, emotion` (a name from EMOTIONS or an id 0..7)."""
+    """CSV rows `video file name, emotion` (a name from moda.generator.config.EMOTIONS or an id 0..7)."""
     if path is None:
         return {}
     labels = {}
     with open(path, newline="") as f:
         for row in csv.reader(f):
-            if not row or row[0].startswith("#"):
-                continue
-            name, emotion = row[0].strip(), row[1].strip().lower()
-            if emotion.isdigit() and int(emotion) < len(EMOTIONS):
-                labels[name] = int(emotion)
-            elif emotion in EMOTIONS:
-                labels[name] = EMOTIONS.index(emotion)
-            else:
-                raise MoDAError(f"{path}: unknown emotion {emotion!r} for {name}; use one of {', '.join(EMOTIONS)}")
+            if row and not row[0].startswith("#"):
+                try:
+                    labels[row[0].strip()] = emotion_id(row[1])
+                except MoDAError as exc:
+                    raise MoDAError(f"{path}: {exc} (row for {row[0].strip()})") from exc
     return labels
 
 

@@ -1,0 +1,66 @@
+"""Motion metrics: lip sync against ground-truth mouth opening, landmark distance, diversity, smoothness."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..motion.keypoints import rotation_matrix
+from ..motion.landmark_space import mouth_opening
+from ..motion.postprocess import LIP_ROWS
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    denominator = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denominator) if denominator > 0 else 0.0
+
+
+def best_lag(predicted: np.ndarray, reference: np.ndarray, max_lag: int = 10) -> tuple[int, float]:
+    """(lag in frames, correlation at that lag); positive lag: the prediction trails the reference."""
+    best = (0, -2.0)
+    for lag in range(-max_lag, max_lag + 1):
+        if lag >= 0:
+            p, r = predicted[lag:], reference[: len(reference) - lag]
+        else:
+            p, r = predicted[:lag], reference[-lag:]
+        if len(p) > 2:
+            c = pearson(p, r)
+            best = max(best, (lag, c), key=lambda x: x[1])
+    return best
+
+
+def driven_keypoints(motion: np.ndarray, kp: np.ndarray) -> np.ndarray:
+    """(T, 21, 3) keypoints: scale * (kp @ R + exp) + t, for (T, 70) de-normalised motion."""
+    m = torch.from_numpy(motion).float()
+    rotation = rotation_matrix(m[:, 67], m[:, 68], m[:, 69])
+    exp = m[:, :63].reshape(-1, 21, 3)
+    x = m[:, 63:64, None] * (torch.from_numpy(kp).float().reshape(1, 21, 3) @ rotation + exp)
+    x[..., :2] += m[:, None, 64:66]
+    return x.numpy()
+
+
+def jerk(trajectory: np.ndarray) -> float:
+    """Mean magnitude of the third temporal difference (per frame^3) of (T, ...) trajectories."""
+    return float(np.abs(np.diff(trajectory, n=3, axis=0)).mean()) if len(trajectory) > 3 else 0.0
+
+
+def clip_metrics(generated: np.ndarray, reference: np.ndarray, mouth_open: np.ndarray, kp: np.ndarray) -> dict[str, float]:
+    """Per-clip metrics for de-normalised (T, 70) generated and ground-truth motion."""
+    opening = mouth_opening(generated)
+    lag, lag_corr = best_lag(opening, mouth_open)
+    gen_kp, ref_kp = driven_keypoints(generated, kp), driven_keypoints(reference, kp)
+    distance = np.linalg.norm(gen_kp - ref_kp, axis=-1)
+    return {
+        "lip_sync_corr": pearson(opening, mouth_open),
+        "lip_sync_lag_frames": float(lag),
+        "lip_sync_corr_at_lag": lag_corr,
+        "lmd_mouth": float(distance[:, LIP_ROWS].mean()),
+        "lmd_face": float(distance.mean()),
+        "pose_std_deg": float(generated[:, 67:70].std(0).mean()),
+        "pose_std_deg_reference": float(reference[:, 67:70].std(0).mean()),
+        "expression_std": float(generated[:, :63].std(0).mean()),
+        "expression_std_reference": float(reference[:, :63].std(0).mean()),
+        "jerk": jerk(gen_kp),
+        "jerk_reference": jerk(ref_kp),
+    }

@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+import torch
+
+from moda.errors import MoDAError
+from moda.evaluation.feature_metrics import fid, frechet_distance, fvd, load_feature_network, sync_scores
+from moda.evaluation.metrics import best_lag, clip_metrics, jerk, pearson
+
+
+def test_pearson_and_lag():
+    t = np.arange(200)
+    signal = np.sin(t / 5.0)
+    assert pearson(signal, 2 * signal + 1) == pytest.approx(1.0)
+    assert pearson(signal, -signal) == pytest.approx(-1.0)
+    delayed = np.roll(signal, 3)  # the prediction trails by 3 frames
+    lag, corr = best_lag(delayed, signal)
+    assert lag == 3 and corr > 0.99
+
+
+def test_jerk_is_zero_for_constant_acceleration_and_clip_metrics_are_consistent():
+    t = np.arange(50, dtype=np.float64)
+    assert jerk((0.5 * t**2)[:, None]) == pytest.approx(0.0)
+    rng = np.random.default_rng(0)
+    motion = np.zeros((60, 70), np.float32)
+    motion[:, 63] = 1.0
+    motion[:, 60 - 3 + 1] = 0  # keep rows consistent
+    opening = np.abs(np.sin(np.arange(60) / 4)).astype(np.float32)
+    motion[:, 20 * 3 + 1] = opening  # lower inner lip moves down with the opening
+    kp = rng.normal(size=(21, 3)).astype(np.float32)
+    same = clip_metrics(motion, motion, opening, kp)
+    assert same["lip_sync_corr"] == pytest.approx(1.0) and same["lmd_face"] == 0.0 and same["lip_sync_lag_frames"] == 0
+    assert same["jerk"] == same["jerk_reference"]
+
+
+def test_frechet_distance_of_known_gaussians():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(20000, 3))
+    b = rng.normal(size=(20000, 3)) * 2 + 1  # mean shift 1 per dim, std 2
+    # |mu|^2 = 3; trace term: 3 * (1 + 4 - 2 * 2) = 3
+    assert frechet_distance(a, b) == pytest.approx(6.0, rel=0.05)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+class Pool(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x.mean(dim=(-2, -1)).flatten(1), x.std(dim=(-2, -1)).flatten(1)], dim=1)
+
+
+class Sync(torch.nn.Module):
+    @torch.jit.export
+    def embed_video(self, clips: torch.Tensor) -> torch.Tensor:
+        return clips.mean(dim=(1, 3, 4))  # (B, 5): brightness of the 5 frames
+
+    @torch.jit.export
+    def embed_audio(self, mel: torch.Tensor) -> torch.Tensor:
+        return mel[:, 0].mean(dim=1).reshape(-1, 5, 4).mean(-1)  # (B, 5): loudness of the 5 frame slots
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def test_feature_metric_hooks_with_scripted_networks(tmp_path):
+    torch.jit.script(Pool()).save(str(tmp_path / "pool.pt"))
+    torch.jit.script(Sync()).save(str(tmp_path / "sync.pt"))
+    pool = load_feature_network(tmp_path / "pool.pt", "FID")
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(40)]
+    brighter = [np.clip(f.astype(int) + 60, 0, 255).astype(np.uint8) for f in frames]
+    assert fid(pool, frames, frames) == pytest.approx(0.0, abs=1e-6)
+    assert fid(pool, frames, brighter) > 0.01
+    assert fvd(pool, frames, brighter, clip=8) > 0.01
+    # Sync: video brightness follows audio loudness, so in-sync offset 0 scores best
+    sync = load_feature_network(tmp_path / "sync.pt", "Sync")
+    loudness = rng.random(60)
+    mouths = (np.repeat(loudness, 8 * 8 * 3).reshape(60, 8, 8, 3) * 255).astype(np.uint8)
+    mel = np.repeat(loudness, 4)[:, None].repeat(80, axis=1)
+    confidence, distance = sync_scores(sync, mouths, mel)
+    shuffled_confidence, _ = sync_scores(sync, mouths, np.roll(mel, 37, axis=0))
+    assert confidence > shuffled_confidence and distance < 0.05
+
+
+def test_missing_feature_network_is_a_clear_error(tmp_path):
+    with pytest.raises(MoDAError, match="FID needs a feature network that moda does not ship"):
+        load_feature_network(None, "FID")
+    (tmp_path / "x.pt").write_bytes(b"junk")
+    with pytest.raises(MoDAError, match="not a TorchScript file"):
+        load_feature_network(tmp_path / "x.pt", "FVD")
