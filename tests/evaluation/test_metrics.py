@@ -47,30 +47,31 @@ class Pool(torch.nn.Module):
 
 
 class Sync(torch.nn.Module):
-    @torch.jit.export
-    def embed_video(self, clips: torch.Tensor) -> torch.Tensor:
-        return clips.mean(dim=(1, 3, 4))  # (B, 5): brightness of the 5 frames
-
-    @torch.jit.export
-    def embed_audio(self, mel: torch.Tensor) -> torch.Tensor:
-        return mel[:, 0].mean(dim=1).reshape(-1, 5, 4).mean(-1)  # (B, 5): loudness of the 5 frame slots
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
+    def forward(self, clips: torch.Tensor, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        video = clips.mean(dim=(1, 3, 4))  # (B, 5): brightness of the 5 frames
+        audio = mel[:, 0].mean(dim=1).reshape(-1, 5, 4).mean(-1)  # (B, 5): loudness of the 5 frame slots
+        return video, audio
 
 
-def test_feature_metric_hooks_with_scripted_networks(tmp_path):
-    torch.jit.script(Pool()).save(str(tmp_path / "pool.pt"))
-    torch.jit.script(Sync()).save(str(tmp_path / "sync.pt"))
-    pool = load_feature_network(tmp_path / "pool.pt", "FID")
+def export(module, path, *examples):
+    batch = torch.export.Dim("batch", min=2, max=4096)
+    shapes = tuple({0: batch} for _ in examples)
+    torch.export.save(torch.export.export(module, examples, dynamic_shapes=shapes), str(path))
+
+
+def test_feature_metric_hooks_with_exported_networks(tmp_path):
+    export(Pool(), tmp_path / "pool.pt2", torch.rand(2, 3, 32, 32))
+    export(Pool(), tmp_path / "pool_video.pt2", torch.rand(2, 3, 8, 32, 32))
+    export(Sync(), tmp_path / "sync.pt2", torch.rand(2, 3, 5, 8, 8), torch.rand(2, 1, 80, 20))
+    pool = load_feature_network(tmp_path / "pool.pt2", "FID")
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(40)]
     brighter = [np.clip(f.astype(int) + 60, 0, 255).astype(np.uint8) for f in frames]
     assert fid(pool, frames, frames) == pytest.approx(0.0, abs=1e-6)
     assert fid(pool, frames, brighter) > 0.01
-    assert fvd(pool, frames, brighter, clip=8) > 0.01
+    assert fvd(load_feature_network(tmp_path / "pool_video.pt2", "FVD"), frames, brighter, clip=8) > 0.01
     # Sync: video brightness follows audio loudness, so in-sync offset 0 scores best
-    sync = load_feature_network(tmp_path / "sync.pt", "Sync")
+    sync = load_feature_network(tmp_path / "sync.pt2", "Sync")
     loudness = rng.random(60)
     mouths = (np.repeat(loudness, 8 * 8 * 3).reshape(60, 8, 8, 3) * 255).astype(np.uint8)
     mel = np.repeat(loudness, 4)[:, None].repeat(80, axis=1)
@@ -82,6 +83,6 @@ def test_feature_metric_hooks_with_scripted_networks(tmp_path):
 def test_missing_feature_network_is_a_clear_error(tmp_path):
     with pytest.raises(MoDAError, match="FID needs a feature network that moda does not ship"):
         load_feature_network(None, "FID")
-    (tmp_path / "x.pt").write_bytes(b"junk")
-    with pytest.raises(MoDAError, match="not a TorchScript file"):
-        load_feature_network(tmp_path / "x.pt", "FVD")
+    (tmp_path / "x.pt2").write_bytes(b"junk")
+    with pytest.raises(MoDAError, match="not a torch.export program"):
+        load_feature_network(tmp_path / "x.pt2", "FVD")

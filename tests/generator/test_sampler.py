@@ -122,3 +122,31 @@ def test_generate_conditions_each_window_on_frame_63_of_the_previous(tiny_genera
 def test_generate_rejects_empty_audio(tiny_generator):
     with pytest.raises(ValueError, match="no frames"):
         tiny_generator.generate(torch.zeros(0, 2, 8), torch.zeros(1, 63), torch.zeros(1, 1, 70))
+
+
+@pytest.mark.parametrize("frames", [30, 80, 144, 150, 231])
+def test_streaming_equals_offline_generation(tiny_generator, frames):
+    from moda.generator.sampler import MotionStream
+
+    audio = torch.randn(frames, 2, 8, generator=torch.Generator().manual_seed(frames))
+    args = (torch.randn(1, 63, generator=torch.Generator().manual_seed(1)), torch.zeros(1, 1, 70))
+    offline = tiny_generator.generate(audio, *args, generator=torch.Generator().manual_seed(4))
+    stream = MotionStream(tiny_generator, *args, generator=torch.Generator().manual_seed(4))
+    pieces, start = [], 0
+    for size in [7, 33, 1, 60, 25] * 20:
+        if start >= frames:
+            break
+        pieces.append(stream.push(audio[start : start + size]))
+        start += size
+    pieces.append(stream.finish())
+    assert torch.equal(torch.cat(pieces), offline)
+
+
+def test_streaming_latency_is_one_window(tiny_generator):
+    from moda.generator.sampler import MotionStream
+
+    stream = MotionStream(tiny_generator, torch.zeros(1, 63), torch.zeros(1, 1, 70))
+    assert stream.push(torch.randn(79, 2, 8)).shape[0] == 0  # not a full window yet
+    assert stream.push(torch.randn(1, 2, 8)).shape[0] == 63  # 80 frames in: 63 final frames out
+    assert stream.push(torch.randn(64, 2, 8)).shape[0] == 64
+    assert stream.finish().shape[0] == 144 - 127

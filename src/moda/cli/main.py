@@ -133,6 +133,14 @@ def generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def download(args: argparse.Namespace) -> int:
+    from ..pipeline.released import download_released
+
+    folder = download_released(args.out, args.moda_repo)
+    print(f"weights in {folder}; use: moda generate --weights {folder} ...")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moda", description="MoDA talking-head generation")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     generation.add_argument("--quiet", action="store_true", help="no progress bar")
     generation.set_defaults(run=generate)
+
+    fetch = commands.add_parser("download", help="fetch the released MoDA, HuBERT and LivePortrait weights")
+    fetch.add_argument("--out", required=True, help="weights folder (then: moda generate --weights FOLDER)")
+    fetch.add_argument("--moda-repo", default="lixinyyang/MoDA", help="hub repository holding net-200.pth and mean.pt")
+    fetch.set_defaults(run=download)
 
     reenactment = commands.add_parser(
         "reenact", help="animate a portrait with the motion of a driving video (LivePortrait renderer)"
@@ -191,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--metrics-log", help="a training metrics.jsonl, for the loss-curve plot")
     evaluation.add_argument("--cfg-audio", type=float, default=1.5, help="guidance scale")
     for metric, what in (("fid", "frames (B,3,H,W) -> features"), ("fvd", "clips (B,3,T,H,W) -> features"),
-                         ("sync", "SyncNet-style embed_video / embed_audio")):
-        evaluation.add_argument(f"--{metric}-model", help=f"TorchScript feature network for {metric.upper()}: {what}")
+                         ("sync", "(mouth clips, mel) -> (video, audio) embeddings")):
+        evaluation.add_argument(f"--{metric}-model", help=f"torch.export program (.pt2) for {metric.upper()}: {what}")
     evaluation.add_argument("--limit", type=int, help="evaluate at most this many clips")
     evaluation.add_argument("--seed", type=int, default=0)
     evaluation.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,12 +1,14 @@
 """FID, FVD and Sync-C / Sync-D with feature networks the user supplies.
 
 moda ships no weights for Inception, I3D or SyncNet (none can be downloaded here, and their licences vary),
-so these metrics take TorchScript files with a small contract:
+so these metrics take `torch.export` programs (`.pt2`, saved with `torch.export.save`; loading runs no
+pickled code) with a small contract:
 
   FID   `model(frames)` with frames (B, 3, H, W) RGB in [0, 1] -> (B, F) features (e.g. Inception pool3)
   FVD   `model(clips)` with clips (B, 3, T, H, W) in [0, 1] -> (B, F) features (e.g. I3D logits)
-  Sync  `model.embed_video(frames)` with (B, 3, 5, H, W) mouth crops and `model.embed_audio(mel)` with
-        (B, 1, 80, 20) log-mel windows of the same 0.2 s -> (B, F) each, as SyncNet does
+  Sync  `model(clips, mel)` with (B, 3, 5, H, W) mouth crops and (B, 1, 80, 20) log-mel windows of the same
+        0.2 s -> (video embeddings (B, F), audio embeddings (B, F)), as SyncNet computes them
+Export with a dynamic batch dimension (`torch.export.Dim`), since batches vary.
 
 Sync-D is the smallest mean audio-video embedding distance over offsets of -15..15 frames, Sync-C the
 median distance minus that minimum (Chung & Zisserman's confidence).
@@ -14,7 +16,9 @@ median distance minus that minimum (Chung & Zisserman's confidence).
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -22,16 +26,19 @@ import torch
 from ..errors import MoDAError
 
 
-def load_feature_network(path: str | Path | None, metric: str) -> torch.jit.ScriptModule:
+FeatureNetwork = Callable[..., torch.Tensor]
+
+
+def load_feature_network(path: str | Path | None, metric: str) -> FeatureNetwork:
     if path is None or not Path(path).is_file():
         raise MoDAError(
-            f"{metric} needs a feature network that moda does not ship; pass a TorchScript file "
+            f"{metric} needs a feature network that moda does not ship; pass a torch.export program (.pt2) "
             f"(see moda.evaluation.feature_metrics){'' if path is None else f' (not found: {path})'}"
         )
     try:
-        return torch.jit.load(str(path), map_location="cpu").eval()
-    except RuntimeError as exc:
-        raise MoDAError(f"{path} is not a TorchScript file ({exc})") from exc
+        return torch.export.load(str(path)).module()
+    except (RuntimeError, ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
+        raise MoDAError(f"{path} is not a torch.export program ({type(exc).__name__}: {exc})") from exc
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -46,11 +53,11 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def _features(model: torch.jit.ScriptModule, batches: list[torch.Tensor]) -> np.ndarray:
+def _features(model: FeatureNetwork, batches: list[torch.Tensor]) -> np.ndarray:
     return torch.cat([model(b).reshape(b.shape[0], -1) for b in batches]).double().numpy()
 
 
-def fid(model: torch.jit.ScriptModule, real: list[np.ndarray], generated: list[np.ndarray], batch: int = 16) -> float:
+def fid(model: FeatureNetwork, real: list[np.ndarray], generated: list[np.ndarray], batch: int = 16) -> float:
     """FID between two sets of (H, W, 3) uint8 frames."""
     def batches(frames):
         tensor = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
@@ -59,7 +66,7 @@ def fid(model: torch.jit.ScriptModule, real: list[np.ndarray], generated: list[n
     return frechet_distance(_features(model, batches(real)), _features(model, batches(generated)))
 
 
-def fvd(model: torch.jit.ScriptModule, real: list[np.ndarray], generated: list[np.ndarray], clip: int = 16) -> float:
+def fvd(model: FeatureNetwork, real: list[np.ndarray], generated: list[np.ndarray], clip: int = 16) -> float:
     """FVD between two videos given as frame lists, cut into `clip`-frame pieces."""
     def clips(frames):
         count = len(frames) // clip
@@ -72,7 +79,7 @@ def fvd(model: torch.jit.ScriptModule, real: list[np.ndarray], generated: list[n
 
 
 @torch.no_grad()
-def sync_scores(model: torch.jit.ScriptModule, mouths: np.ndarray, mel: np.ndarray, max_offset: int = 15) -> tuple[float, float]:
+def sync_scores(model: FeatureNetwork, mouths: np.ndarray, mel: np.ndarray, max_offset: int = 15) -> tuple[float, float]:
     """(Sync-C, Sync-D) for mouth crops (T, H, W, 3) uint8 and log-mel (T * 4, 80) at 100 Hz."""
     frames = len(mouths)
     if frames < 5 + 2 * max_offset:
@@ -80,7 +87,7 @@ def sync_scores(model: torch.jit.ScriptModule, mouths: np.ndarray, mel: np.ndarr
     video = torch.from_numpy(mouths).float().permute(0, 3, 1, 2) / 255
     clips = torch.stack([video[i : i + 5].permute(1, 0, 2, 3) for i in range(frames - 4)])
     windows = torch.stack([torch.from_numpy(mel[4 * i : 4 * i + 20].T).float()[None] for i in range(frames - 4)])
-    video_emb, audio_emb = model.embed_video(clips), model.embed_audio(windows)
+    video_emb, audio_emb = model(clips, windows)
     distances = []
     for offset in range(-max_offset, max_offset + 1):
         lo, hi = max(0, -offset), min(len(video_emb), len(audio_emb) - offset)

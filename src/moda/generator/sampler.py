@@ -200,33 +200,88 @@ class MotionGenerator(nn.Module):
         conditioned on frame 63 of the previous (pose-smoothed) window, and is cross-faded over 16 frames.
         The tail is padded with zero audio and cut off again.
         """
-        frames = audio.shape[0]
-        if frames == 0:
+        if audio.shape[0] == 0:
             raise ValueError("audio has no frames: need at least 1 frame (40 ms at 25 fps)")
-        padded_len = chaining.padded_length(frames)
-        pad = padded_len - frames
-        audio = torch.cat([audio, audio.new_zeros(pad, *audio.shape[1:])]) if pad else audio
-        windows = audio_windows(audio, self.config.audio_unit_len).to(self.device)
-        ref_kp = ref_kp.to(self.device)
-        emo_ids = torch.tensor([emo], device=self.device)
-        segments: list[torch.Tensor] = []
-        for index in range(chaining.num_windows(frames)):
-            start = index * chaining.stride
-            window_audio = windows[start : start + chaining.window].unsqueeze(0)
-            noise = torch.randn((1, chaining.window, MOTION_DIM), generator=generator).to(self.device)
-            window_prev = prev_motion.to(self.device)
-            raw = self.sample_window(window_audio, ref_kp, window_prev, emo_ids, noise, guidance)
-            smoothed = smooth_pose(raw)
-            prev_motion = smoothed[:, chaining.stride - 1 : chaining.stride]
-            segment = smoothed[:, : chaining.window - pad] if index == chaining.num_windows(frames) - 1 else smoothed
-            if on_window is not None:
-                on_window(
-                    index,
-                    {"audio": window_audio, "init_noise": noise, "prev_motion": window_prev, "raw": raw,
-                     "smoothed": smoothed},
-                )
-            if segments:
-                segments[-1] = blend_overlap(segments[-1], segment, chaining.overlap)
-                segment = segment[:, chaining.overlap :]
-            segments.append(segment)
-        return smooth_pose(torch.cat(segments, dim=1))[0].float()
+        stream = MotionStream(self, ref_kp, prev_motion, emo, guidance, generator, chaining, on_window)
+        return torch.cat([stream.push(audio), stream.finish()])
+
+
+class MotionStream:
+    """Long-clip generation fed incrementally, for live use: `push` audio features as they arrive and get back
+    the motion frames that are final; `finish` flushes the rest.
+
+    Frame f is final once no later window blends into it and its successor is final (for the 3-frame pose
+    smoothing), so the latency is one window of audio (80 frames, 3.2 s) plus compute. The frames equal
+    `MotionGenerator.generate` on the whole audio with the same generator, bit for bit.
+    """
+
+    def __init__(self, model: MotionGenerator, ref_kp: torch.Tensor, prev_motion: torch.Tensor,
+                 emo: int = NULL_EMOTION, guidance: Guidance = Guidance(), generator: torch.Generator | None = None,
+                 chaining: ChainingConfig = ChainingConfig(),
+                 on_window: Callable[[int, dict[str, torch.Tensor]], None] | None = None):
+        self.model, self.guidance, self.generator, self.chaining, self.on_window = model, guidance, generator, chaining, on_window
+        self.ref_kp = ref_kp.to(model.device)
+        self.prev_motion = prev_motion.to(model.device)
+        self.emo = torch.tensor([emo], device=model.device)
+        self.audio: torch.Tensor | None = None  # (frames received, K, C)
+        self.motion = torch.zeros(0, MOTION_DIM, device=model.device)  # blended, before the final smoothing
+        self.windows_done = 0
+        self.emitted = 0
+
+    def _run_window(self, audio: torch.Tensor, keep: int) -> None:
+        """Window `windows_done` over audio (80, K, C); keep its first `keep` frames (less at the padded end)."""
+        chaining, index = self.chaining, self.windows_done
+        window_audio = audio_windows(audio, self.model.config.audio_unit_len).to(self.model.device).unsqueeze(0)
+        noise = torch.randn((1, chaining.window, MOTION_DIM), generator=self.generator).to(self.model.device)
+        raw = self.model.sample_window(window_audio, self.ref_kp, self.prev_motion, self.emo, noise, self.guidance)
+        smoothed = smooth_pose(raw)
+        if self.on_window is not None:
+            self.on_window(index, {"audio": window_audio, "init_noise": noise, "prev_motion": self.prev_motion,
+                                   "raw": raw, "smoothed": smoothed})
+        self.prev_motion = smoothed[:, chaining.stride - 1 : chaining.stride]
+        segment = smoothed[0, :keep]
+        if index > 0:
+            blended = blend_overlap(self.motion[None, -chaining.overlap :], segment[None], chaining.overlap)[0]
+            self.motion = torch.cat([self.motion[: -chaining.overlap], blended, segment[chaining.overlap :]])
+        else:
+            self.motion = segment
+        self.windows_done += 1
+
+    def _emit(self, final: int) -> torch.Tensor:
+        """Smoothed frames [emitted, final); frame `final` must be final already (the smoothing reads it)."""
+        if final <= self.emitted:
+            return self.motion.new_zeros(0, MOTION_DIM).float()
+        lo = max(self.emitted - 1, 0)
+        smoothed = smooth_pose(self.motion[lo : final + 1])
+        out = smoothed[self.emitted - lo : self.emitted - lo + final - self.emitted]
+        self.emitted = final
+        return out.float()
+
+    @torch.no_grad()
+    def push(self, audio: torch.Tensor) -> torch.Tensor:
+        """Add (n, K, C) audio frames; returns the (m, 70) frames that became final (m may be 0)."""
+        self.audio = audio if self.audio is None else torch.cat([self.audio, audio])
+        chaining = self.chaining
+        while self.audio.shape[0] >= self.windows_done * chaining.stride + chaining.window:
+            start = self.windows_done * chaining.stride
+            self._run_window(self.audio[start : start + chaining.window], chaining.window)
+        return self._emit(self.windows_done * chaining.stride - 1)
+
+    @torch.no_grad()
+    def finish(self) -> torch.Tensor:
+        """Run the remaining (zero-padded) windows and return every frame not yet returned."""
+        chaining = self.chaining
+        frames = 0 if self.audio is None else self.audio.shape[0]
+        if frames == 0:
+            raise ValueError("no audio was pushed: need at least 1 frame (40 ms at 25 fps)")
+        while self.windows_done == 0 or self.windows_done * chaining.stride + chaining.overlap < frames:
+            start = self.windows_done * chaining.stride
+            window = self.audio[start : start + chaining.window]
+            padding = chaining.window - window.shape[0]
+            window = torch.cat([window, window.new_zeros(padding, *window.shape[1:])]) if padding else window
+            self._run_window(window, chaining.window - padding)
+        # at the end the last frame smooths over 2 frames, as in smoothing the whole clip
+        smoothed = smooth_pose(self.motion[max(self.emitted - 1, 0) :])
+        out = smoothed[min(self.emitted, 1) :] if self.emitted else smoothed
+        self.emitted = self.motion.shape[0]
+        return out.float()

@@ -93,3 +93,28 @@ class ReleasedBackend:
                 keypoints = driving_keypoints(source.info, driving[start : start + RENDER_BATCH], self.renderer.stitching)
             for rendered in to_uint8(self.renderer.render(source.features, keypoints.x_s, keypoints.x_d)):
                 yield source.paste(rendered)
+
+
+def download_released(folder: str | Path, moda_repo: str) -> Path:
+    """Fetch everything `Pipeline.from_weights` needs into `folder` (offline: an error naming each file's place).
+
+    The MoDA authors' hub repository and file paths are not documented in the fixtures we build from;
+    `moda_repo` is expected to hold `net-200.pth` and `mean.pt` at its root.
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    from ..audio.hubert import HUBERT_HUB_ID
+    from ..renderer.loading import download_liveportrait
+    from ..weights import hub_download
+
+    folder = Path(folder)
+    for name in ("net-200.pth", "mean.pt"):
+        hub_download(moda_repo, name, folder / "moda")
+    try:
+        snapshot_download(HUBERT_HUB_ID, local_dir=str(folder / "chinese-hubert-base"))
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+        raise MoDAError(f"could not download {HUBERT_HUB_ID} ({type(exc).__name__}); when offline, copy it to "
+                        f"{folder / 'chinese-hubert-base'}") from exc
+    download_liveportrait(folder)
+    return folder

@@ -1,0 +1,116 @@
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+import soundfile
+from PIL import Image
+
+from moda.audio.io import load_audio
+from moda.face.landmarks import FaceMeshDetector
+from moda.samples import sample_path, sample_portrait
+
+
+def moda(*args):
+    return subprocess.run([sys.executable, "-m", "moda", *args], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("generate") / "talk.mp4"
+    run = moda("generate", "--image", str(sample_path("portrait.jpg")), "--audio", str(sample_path("speech.wav")),
+               "--out", str(out), "--quiet")
+    assert run.returncode == 0, run.stderr
+    return out
+
+
+def test_default_mode_writes_a_playable_mp4_with_sound(generated):
+    speech = load_audio(sample_path("speech.wav"))
+    with av.open(str(generated)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        assert video.codec_context.name == "h264" and audio.codec_context.name == "aac"
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video)]
+    assert len(frames) == len(speech) // 640 and frames[0].shape == (512, 512, 3)
+    assert not list(generated.parent.glob(".talk*"))
+
+
+def test_the_mouth_moves_with_the_speech(generated):
+    """Darkness of the mouth region (an open mouth shows the cavity) follows the audio energy."""
+    with FaceMeshDetector() as detector:
+        face = detector.largest(sample_portrait())
+    lips = face.landmarks[[13, 14, 61, 291]]
+    x0, y0 = lips.min(0).astype(int) - [2, 6]
+    x1, y1 = lips.max(0).astype(int) + [2, 14]
+    with av.open(str(generated)) as container:
+        darkness = np.array([255 - f.to_ndarray(format="rgb24")[y0:y1, x0:x1].mean() for f in container.decode(video=0)])
+    speech = load_audio(sample_path("speech.wav"))
+    frames = len(darkness)
+    energy = np.sqrt((speech[: frames * 640].reshape(frames, 640) ** 2).mean(1))
+    smooth = lambda x: np.convolve(x, np.ones(3) / 3, mode="same")  # noqa: E731
+    correlation = np.corrcoef(smooth(darkness), smooth(energy))[0, 1]
+    assert darkness.std() > 3  # it moves
+    assert correlation > 0.3, correlation
+
+
+def test_python_api_is_reproducible_and_takes_emotion_and_guidance(tmp_path):
+    from moda import GenerateOptions, Pipeline
+
+    pipeline = Pipeline.default()
+    soundfile.write(tmp_path / "short.wav", load_audio(sample_path("speech.wav"))[:32000], 16000)
+    options = GenerateOptions(emotion="happy", cfg_audio=2.0, cfg_emotion=1.5, seed=3)
+    outputs = [pipeline.generate(sample_path("portrait.jpg"), tmp_path / "short.wav", tmp_path / f"{i}.mp4", options,
+                                 progress=False) for i in range(2)]
+    decoded = [[f.to_ndarray(format="rgb24") for f in av.open(str(p)).decode(video=0)] for p in outputs]
+    assert len(decoded[0]) == 50 and all(np.array_equal(a, b) for a, b in zip(*decoded))
+
+
+def _bad_case(tmp_path, case):
+    image, audio = str(sample_path("portrait.jpg")), str(sample_path("speech.wav"))
+    out, extra = tmp_path / "out.mp4", []
+    if case == "missing image":
+        image = str(tmp_path / "nope.jpg")
+    elif case == "not an image":
+        (tmp_path / "x.jpg").write_text("hello")
+        image = str(tmp_path / "x.jpg")
+    elif case == "no face":
+        Image.new("RGB", (300, 300), (120, 130, 140)).save(tmp_path / "wall.png")
+        image = str(tmp_path / "wall.png")
+    elif case == "tiny image":
+        Image.new("RGB", (32, 32)).save(tmp_path / "tiny.png")
+        image = str(tmp_path / "tiny.png")
+    elif case == "corrupt audio":
+        (tmp_path / "a.mp3").write_bytes(b"\xff\xfb" + b"\x00" * 100)
+        audio = str(tmp_path / "a.mp3")
+    elif case == "empty audio":
+        soundfile.write(tmp_path / "e.wav", np.zeros(0, np.float32), 16000)
+        audio = str(tmp_path / "e.wav")
+    elif case == "0.1 s audio":
+        soundfile.write(tmp_path / "s.wav", np.zeros(1600, np.float32), 16000)
+        audio = str(tmp_path / "s.wav")
+    elif case == "unwritable output":
+        out = tmp_path / "missing_folder" / "out.mp4"
+    elif case == "existing output":
+        out.write_bytes(b"old")
+    elif case == "unknown emotion":
+        extra = ["--emotion", "bored"]
+    run = moda("generate", "--image", image, "--audio", audio, "--out", str(out), "--quiet", *extra)
+    return run, out
+
+
+@pytest.mark.parametrize("case,message", [
+    ("missing image", "image not found"), ("not an image", "cannot read"), ("no face", "no face found"),
+    ("tiny image", "at least 64 px"), ("corrupt audio", "decode"), ("empty audio", "no audio samples"),
+    ("0.1 s audio", "at least 0.2 s"), ("unwritable output", "does not exist"), ("existing output", "--overwrite"),
+    ("unknown emotion", "unknown emotion"),
+])
+def test_bad_input_is_a_one_line_error_without_output(tmp_path, case, message):
+    run, out = _bad_case(tmp_path, case)
+    assert run.returncode == 2, run.stdout + run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("moda: error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in run.stderr
+    if case == "existing output":
+        assert out.read_bytes() == b"old"
+    else:
+        assert not out.exists()
+    assert not list(tmp_path.glob(".out*"))
