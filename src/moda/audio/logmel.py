@@ -52,3 +52,41 @@ class LogMelExtractor:
         per_frame = self.config.mels_per_frame
         mel = mel[:, : frames * per_frame].T.reshape(frames, per_frame, self.config.n_mels)
         return torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
+
+
+class StreamingLogMel:
+    """Log-mel features of audio that arrives in pieces, equal to `LogMelExtractor` on the whole waveform.
+
+    A frame is returned once the samples its last (centred) STFT window reads have arrived; each call
+    recomputes only a short tail, so the cost per call does not grow with the stream's length.
+    """
+
+    LOOKAHEAD = 512  # samples past a frame's end that its last centred STFT window reads (n_fft / 2, rounded up)
+
+    def __init__(self, extractor: LogMelExtractor = LogMelExtractor()):
+        self.extractor = extractor
+        self.samples = np.zeros(0, np.float32)
+        self.offset = 0  # stream position of self.samples[0]
+        self.done = 0  # frames returned so far
+
+    def _frames(self, upto: int) -> torch.Tensor:
+        """Frames [done, upto) computed on the kept tail, with one frame of context on each side."""
+        per_frame = SAMPLE_RATE // FPS
+        if upto <= self.done:
+            return torch.zeros(0, self.extractor.config.mels_per_frame, self.extractor.config.n_mels)
+        context = min(self.done, 1)  # a frame before, so reflect padding never reaches the frames we keep
+        start = (self.done - context) * per_frame - self.offset
+        features = self.extractor(self.samples[start:])[context : context + upto - self.done]
+        self.done = upto
+        keep_from = (self.done - 1) * per_frame - self.offset
+        if keep_from > 0:
+            self.samples, self.offset = self.samples[keep_from:], self.offset + keep_from
+        return features
+
+    def push(self, samples: np.ndarray) -> torch.Tensor:
+        self.samples = np.concatenate([self.samples, samples.astype(np.float32)])
+        available = (self.offset + len(self.samples) - self.LOOKAHEAD) // (SAMPLE_RATE // FPS)
+        return self._frames(available)
+
+    def finish(self) -> torch.Tensor:
+        return self._frames((self.offset + len(self.samples)) // (SAMPLE_RATE // FPS))

@@ -141,6 +141,22 @@ def download(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve(args: argparse.Namespace) -> int:
+    from ..app.server import Server
+    from ..pipeline.generate import Pipeline
+
+    pipeline = Pipeline.from_weights(args.weights, args.device) if args.weights else Pipeline.default()
+    server = Server(pipeline, args.host, args.port, args.max_upload_mb)
+    print(f"moda is serving on {server.url} (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moda", description="MoDA talking-head generation")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -163,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     generation.add_argument("--quiet", action="store_true", help="no progress bar")
     generation.set_defaults(run=generate)
+
+    serving = commands.add_parser("serve", help="web page and HTTP API (job queue, upload limit)")
+    serving.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    serving.add_argument("--port", type=int, default=7860)
+    serving.add_argument("--max-upload-mb", type=float, default=25.0, help="largest accepted request")
+    serving.add_argument("--weights", help="folder with the released models (default: the tiny shipped model)")
+    serving.add_argument("--device", help="cpu or cuda (released models)")
+    serving.set_defaults(run=serve)
 
     fetch = commands.add_parser("download", help="fetch the released MoDA, HuBERT and LivePortrait weights")
     fetch.add_argument("--out", required=True, help="weights folder (then: moda generate --weights FOLDER)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Iterable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -84,6 +84,24 @@ class TinyBackend:
         for vector in motion:
             yield subject.render(vector)
 
+    def stream(self, subject, chunks: Iterable[np.ndarray], emotion: int, guidance: Guidance,
+               generator: torch.Generator) -> Iterator[np.ndarray]:
+        """Frames for audio that arrives in chunks (16 kHz mono float), as soon as they are final."""
+        from ..audio.logmel import StreamingLogMel
+        from ..generator.sampler import MotionStream
+
+        features = StreamingLogMel(self.features)
+        ref_kp = torch.from_numpy(subject.frame.kp.reshape(1, 63))
+        motion = MotionStream(self.generator, ref_kp, neutral_prompt(self.stats), emotion, guidance, generator)
+        for chunk in chunks:
+            frames = features.push(chunk)
+            if len(frames):
+                yield from self.frames(subject, self.stats.denormalize(motion.push(frames)).numpy())
+        tail = features.finish()
+        if len(tail):
+            motion.push(tail)
+        yield from self.frames(subject, self.stats.denormalize(motion.finish()).numpy())
+
 
 class Pipeline:
     """`Pipeline.default()` (offline, CPU) or `Pipeline.from_weights(folder)` (the released models)."""
@@ -121,3 +139,19 @@ class Pipeline:
                 writer.write(frame)
             writer.write_audio(waveform[: len(motion) * SAMPLE_RATE // FPS])
         return out
+
+    def stream(self, image: str | Path, chunks: Iterable[np.ndarray], options: GenerateOptions = GenerateOptions()
+               ) -> Iterator[np.ndarray]:
+        """Live use: yields (H, W, 3) uint8 frames at 25 fps for 16 kHz mono float audio chunks as they arrive.
+
+        Latency is one generator window (3.2 s of audio) plus compute; the frames equal those `generate`
+        writes for the concatenated audio with the same options. Only the default (tiny) model streams.
+        """
+        if not hasattr(self.backend, "stream"):
+            raise MoDAError("streaming needs the default model; the released HuBERT features are computed per "
+                            "60 s piece and cannot be produced incrementally")
+        portrait = limit_size(load_image(image))
+        guidance = Guidance(options.cfg_audio or self.backend.default_cfg, options.cfg_emotion)
+        subject = self.backend.prepare(portrait, str(image))
+        yield from self.backend.stream(subject, chunks, emotion_id(options.emotion), guidance,
+                                       torch.Generator().manual_seed(options.seed))
