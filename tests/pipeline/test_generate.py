@@ -114,3 +114,57 @@ def test_bad_input_is_a_one_line_error_without_output(tmp_path, case, message):
     else:
         assert not out.exists()
     assert not list(tmp_path.glob(".out*"))
+
+
+def test_streaming_yields_the_same_frames_as_generate(tmp_path):
+    from moda import GenerateOptions, Pipeline
+
+    import torch
+
+    from moda.generator.sampler import Guidance
+
+    pipeline = Pipeline.default()
+    backend = pipeline.backend
+    speech = load_audio(sample_path("speech.wav"))[: 16000 * 4]
+    subject = backend.prepare(sample_portrait(), "portrait")
+    motion = backend.motion(subject, speech, 8, Guidance(backend.default_cfg), torch.Generator().manual_seed(5))
+    offline = list(backend.frames(subject, motion))  # what `generate` encodes
+    chunks = (speech[i : i + 4000] for i in range(0, len(speech), 4000))  # 0.25 s at a time
+    streamed = list(pipeline.stream(sample_path("portrait.jpg"), chunks, GenerateOptions(seed=5)))
+    assert len(streamed) == len(offline) == 100
+    assert all(np.array_equal(a, b) for a, b in zip(streamed, offline))
+
+
+def test_streaming_first_frames_arrive_after_one_window_of_audio():
+    from moda import Pipeline
+
+    pipeline = Pipeline.default()
+    speech = load_audio(sample_path("speech.wav"))
+    fed = []
+
+    def chunks():
+        for i in range(0, len(speech), 1600):  # 0.1 s at a time
+            fed.append(i + 1600)
+            yield speech[i : i + 1600]
+
+    stream = pipeline.stream(sample_path("portrait.jpg"), chunks())
+    next(stream)
+    assert fed[-1] / 16000 <= 3.2 + 0.1  # the first frame came once one 80-frame window of audio was in
+
+
+def test_silence_gives_a_video_with_a_still_mouth(tmp_path, generated):
+    soundfile.write(tmp_path / "quiet.wav", np.zeros(16000 * 2, np.float32), 16000)
+    run = moda("generate", "--image", str(sample_path("portrait.jpg")), "--audio", str(tmp_path / "quiet.wav"),
+               "--out", str(tmp_path / "quiet.mp4"), "--quiet")
+    assert run.returncode == 0, run.stderr
+    with FaceMeshDetector() as detector:
+        lips = detector.largest(sample_portrait()).landmarks[[13, 14, 61, 291]]
+    x0, y0 = lips.min(0).astype(int) - [2, 6]
+    x1, y1 = lips.max(0).astype(int) + [2, 14]
+
+    def mouth_darkness(path):
+        with av.open(str(path)) as container:
+            return np.array([255 - f.to_ndarray(format="rgb24")[y0:y1, x0:x1].mean() for f in container.decode(video=0)])
+
+    quiet, speaking = mouth_darkness(tmp_path / "quiet.mp4"), mouth_darkness(generated)
+    assert len(quiet) == 50 and quiet.std() < 0.5 * speaking.std()
