@@ -29,3 +29,11 @@ def write_driving_video(path: Path, frames: int = 12, size: int = 256, with_audi
             t = np.arange(16000 * frames // 25) / 16000
             writer.write_audio((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))
     return path
+
+
+def write_blank_video(path: Path, size: int = 64, frames: int = 5, value: int = 90) -> Path:
+    """A short faceless, soundless video."""
+    with Mp4Writer(path, 25, size, size) as writer:
+        for _ in range(frames):
+            writer.write(np.full((size, size, 3), value, dtype=np.uint8))
+    return path

@@ -97,6 +97,7 @@ def test_relative_animation_transfers_changes_since_the_first_frame():
     driving.scale = first.scale * 1.1
     driving.t = first.t + torch.tensor([[0.05, 0.0, 0.3]])
     x_d = relative_driving_keypoints(source, driving, first)
-    moved = KeypointInfo(source.kp, source.exp, source.scale * 1.1, source.t + torch.tensor([[0.05, 0.0, 0.0]]),
-                         source.pitch, source.yaw + 30.0, source.roll)
+    moved = KeypointInfo(kp=source.kp, exp=source.exp, scale=source.scale * 1.1,
+                         t=source.t + torch.tensor([[0.05, 0.0, 0.0]]), pitch=source.pitch, yaw=source.yaw + 30.0,
+                         roll=source.roll)
     torch.testing.assert_close(x_d, source_keypoints(moved), atol=1e-5, rtol=1e-5)

@@ -1,10 +1,9 @@
 import torch
 
-from moda.motion.keypoints import KeypointInfo
+from moda.motion.keypoints import HeadMotion, KeypointInfo
 from moda.motion.postprocess import (
     DRIVEN_ROWS,
     LIP_ROWS,
-    DrivingMotion,
     EyeOffsets,
     driving_keypoints,
     modulate_lip,
@@ -51,7 +50,7 @@ def test_source_motion_drives_the_source_pose_exactly():
     source = _source()
     t = source.t.clone()
     t[:, 2] = 0
-    motion = DrivingMotion(exp=source.exp, scale=torch.tensor([[9.9]]), t=t, pitch=source.pitch, yaw=source.yaw,
+    motion = HeadMotion(exp=source.exp, scale=torch.tensor([[9.9]]), t=t, pitch=source.pitch, yaw=source.yaw,
                            roll=source.roll)
     keypoints = driving_keypoints(source, motion, stitching=None, eye_offsets=None)
     torch.testing.assert_close(keypoints.x_d, keypoints.x_s, atol=1e-6, rtol=1e-5)  # generated scale is ignored
@@ -94,7 +93,7 @@ def test_stitching_adds_keypoint_and_global_translation_deltas():
         network.mlp[6].bias[63:65] = torch.tensor([0.1, -0.2])
         network.mlp[6].bias[0] = 0.5  # keypoint 0, x
     source = _source()
-    motion = DrivingMotion(exp=torch.zeros(2, 21, 3), scale=torch.ones(2, 1), t=torch.zeros(2, 3),
+    motion = HeadMotion(exp=torch.zeros(2, 21, 3), scale=torch.ones(2, 1), t=torch.zeros(2, 3),
                            pitch=torch.zeros(2, 1), yaw=torch.zeros(2, 1), roll=torch.zeros(2, 1))
     plain = driving_keypoints(source, motion, None)
     stitched = driving_keypoints(source, motion, network)

@@ -10,7 +10,7 @@ from PIL import Image
 from moda.renderer.config import LivePortraitConfig
 from moda.renderer.liveportrait import LivePortraitRenderer
 from moda.renderer.loading import export_liveportrait
-from tests.media import portrait, write_driving_video
+from tests.media import portrait, write_blank_video, write_driving_video
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +55,7 @@ def test_existing_output_is_refused_and_kept(assets):
 
 
 def test_driving_video_without_a_face_fails_cleanly(assets):
-    blank = assets / "blank.mp4"
-    with av.open(str(blank), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 128, 128, "yuv420p"
-        for _ in range(5):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((128, 128, 3), 90, np.uint8), format="rgb24")))
-        container.mux(stream.encode(None))
+    blank = write_blank_video(assets / "blank.mp4", size=128)
     out = assets / "never.mp4"
     run = moda("reenact", "--source", str(assets / "source.png"), "--driving", str(blank), "--out", str(out),
                "--weights", str(assets / "weights"))

@@ -157,6 +157,11 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", help="folder with the released models (default: the tiny shipped model)")
+    parser.add_argument("--device", help="cpu or cuda (released models)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moda", description="MoDA talking-head generation")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -174,8 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--cfg-audio", type=float, help="audio guidance scale (default: the model's)")
     generation.add_argument("--cfg-emotion", type=float, help="emotion guidance scale, separate from audio")
     generation.add_argument("--seed", type=int, default=0)
-    generation.add_argument("--weights", help="folder with the released models (default: the tiny shipped model)")
-    generation.add_argument("--device", help="cpu or cuda (released models)")
+    add_model_arguments(generation)
     generation.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     generation.add_argument("--quiet", action="store_true", help="no progress bar")
     generation.set_defaults(run=generate)
@@ -184,8 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     serving.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     serving.add_argument("--port", type=int, default=7860)
     serving.add_argument("--max-upload-mb", type=float, default=25.0, help="largest accepted request")
-    serving.add_argument("--weights", help="folder with the released models (default: the tiny shipped model)")
-    serving.add_argument("--device", help="cpu or cuda (released models)")
+    add_model_arguments(serving)
     serving.set_defaults(run=serve)
 
     fetch = commands.add_parser("download", help="fetch the released MoDA, HuBERT and LivePortrait weights")

@@ -6,7 +6,7 @@ Keypoints are row vectors in normalised coordinates (x right, y down, z into the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -36,20 +36,32 @@ def rotation_matrix(pitch: torch.Tensor, yaw: torch.Tensor, roll: torch.Tensor) 
 
 
 @dataclass
-class KeypointInfo:
-    """Motion-extractor output in degrees and 21x3 layout (`get_kp_info` in LivePortrait).
+class HeadMotion:
+    """Expression and pose of a batch of frames: exp (B, 21, 3) deltas; scale (B, 1); t (B, 3);
+    pitch / yaw / roll (B, 1) in degrees."""
 
-    kp (B, 21, 3) canonical keypoints; exp (B, 21, 3) expression deltas; scale (B, 1); t (B, 3);
-    pitch / yaw / roll (B, 1) degrees.
-    """
-
-    kp: torch.Tensor
     exp: torch.Tensor
     scale: torch.Tensor
     t: torch.Tensor
     pitch: torch.Tensor
     yaw: torch.Tensor
     roll: torch.Tensor
+
+    @property
+    def rotation(self) -> torch.Tensor:
+        return rotation_matrix(self.pitch, self.yaw, self.roll)
+
+    def __getitem__(self, index: slice):
+        """The same fields for a slice of the batch."""
+        return type(self)(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+
+@dataclass
+class KeypointInfo(HeadMotion):
+    """Motion-extractor output in degrees and 21x3 layout (`get_kp_info` in LivePortrait), plus the
+    canonical keypoints kp (B, 21, 3) of the face."""
+
+    kp: torch.Tensor = field(kw_only=True)
 
     @classmethod
     def from_extractor(cls, raw: dict[str, torch.Tensor]) -> "KeypointInfo":
@@ -64,15 +76,6 @@ class KeypointInfo:
             yaw=headpose_to_degrees(raw["yaw"]),
             roll=headpose_to_degrees(raw["roll"]),
         )
-
-    @property
-    def rotation(self) -> torch.Tensor:
-        return rotation_matrix(self.pitch, self.yaw, self.roll)
-
-    def __getitem__(self, index: slice) -> "KeypointInfo":
-        """The same fields for a slice of the batch."""
-        return KeypointInfo(self.kp[index], self.exp[index], self.scale[index], self.t[index], self.pitch[index],
-                            self.yaw[index], self.roll[index])
 
 
 def transform_keypoints(

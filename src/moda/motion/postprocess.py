@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from ..renderer.stitching import StitchingRetargetingNetwork, stitch
-from .keypoints import NUM_KEYPOINTS, KeypointInfo, rotation_matrix, source_keypoints
+from .keypoints import NUM_KEYPOINTS, HeadMotion, KeypointInfo, source_keypoints
 from .stats import STD_EPS, MotionStats
 
 LIP_ROWS = [6, 12, 14, 17, 19, 20]
@@ -70,31 +70,11 @@ def modulate_lip(motion: torch.Tensor, reference_index: int, alpha: float = 5.0,
     return LipModulation(modulated, distance, weight)
 
 
-@dataclass
-class DrivingMotion:
-    """Per-frame generated motion in renderer units. exp (N, 21, 3); scale (N, 1); t (N, 3); angles (N, 1) degrees."""
-
-    exp: torch.Tensor
-    scale: torch.Tensor
-    t: torch.Tensor
-    pitch: torch.Tensor
-    yaw: torch.Tensor
-    roll: torch.Tensor
-
-    @property
-    def rotation(self) -> torch.Tensor:
-        return rotation_matrix(self.pitch, self.yaw, self.roll)
-
-    def __getitem__(self, index: slice) -> "DrivingMotion":
-        return DrivingMotion(self.exp[index], self.scale[index], self.t[index], self.pitch[index], self.yaw[index],
-                             self.roll[index])
-
-
-def split_motion(motion: torch.Tensor, stats: MotionStats, rescale_ratio: torch.Tensor) -> DrivingMotion:
+def split_motion(motion: torch.Tensor, stats: MotionStats, rescale_ratio: torch.Tensor) -> HeadMotion:
     """De-normalise (N, 70) motion and split it; scale and t are multiplied back by the source's ratio."""
     d = stats.denormalize(motion)
     frames = d.shape[0]
-    return DrivingMotion(
+    return HeadMotion(
         exp=d[:, : 3 * NUM_KEYPOINTS].reshape(frames, NUM_KEYPOINTS, 3),
         scale=d[:, 63:64] * rescale_ratio,
         t=d[:, 64:67] * rescale_ratio,
@@ -148,7 +128,7 @@ class DrivingKeypoints:
 
 def driving_keypoints(
     source: KeypointInfo,
-    motion: DrivingMotion,
+    motion: HeadMotion,
     stitching: StitchingRetargetingNetwork | None,
     driving_multiplier: float = 1.0,
     eye_offsets: EyeOffsets | None = EyeOffsets(),
