@@ -168,3 +168,24 @@ def test_silence_gives_a_video_with_a_still_mouth(tmp_path, generated):
 
     quiet, speaking = mouth_darkness(tmp_path / "quiet.mp4"), mouth_darkness(generated)
     assert len(quiet) == 50 and quiet.std() < 0.5 * speaking.std()
+
+
+def test_ten_minutes_of_audio_run_in_bounded_memory(tmp_path):
+    """Frames stream to the encoder and long audio is featurised in pieces: 10 min costs little more than 10 s."""
+    Image.fromarray(sample_portrait()).resize((192, 192)).save(tmp_path / "small.png")  # keeps the test short
+    speech = load_audio(sample_path("speech.wav"))
+    peaks = {}
+    for seconds in (10, 600):
+        audio = np.tile(speech, int(np.ceil(seconds * 16000 / len(speech))))[: seconds * 16000]
+        soundfile.write(tmp_path / f"{seconds}.wav", audio, 16000, subtype="PCM_16")
+        code = ("import resource, sys; from moda.cli.main import main; "
+                "code = main(['generate', '--image', sys.argv[1], '--audio', sys.argv[2], '--out', sys.argv[3], "
+                "'--quiet']); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
+        run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "small.png"), str(tmp_path / f"{seconds}.wav"),
+                              str(tmp_path / f"{seconds}.mp4")], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-2000:]
+        peaks[seconds] = int(run.stdout.split()[-1]) / 1024  # MB
+    with av.open(str(tmp_path / "600.mp4")) as container:
+        assert container.streams.video[0].frames == 15000
+        assert abs(float(container.duration / 1e6) - 600) < 0.5
+    assert peaks[600] < peaks[10] + 150, peaks

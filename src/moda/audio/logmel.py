@@ -16,6 +16,7 @@ from ..errors import MoDAError
 from .io import SAMPLE_RATE
 
 FPS = 25
+PIECE_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,17 @@ class LogMelExtractor:
                                        sampling_rate=SAMPLE_RATE, norm="slaney", mel_scale="slaney")
 
     def __call__(self, waveform: np.ndarray) -> torch.Tensor:
+        """Features of any length; long audio goes through `StreamingLogMel` in pieces (same values), which
+        keeps the STFT's frame matrix small (a whole 10-minute clip would need ~0.5 GB at once)."""
+        piece = PIECE_SECONDS * SAMPLE_RATE
+        if len(waveform) <= piece:
+            return self.compute(waveform)
+        stream = StreamingLogMel(self)
+        parts = [stream.push(waveform[start : start + piece]) for start in range(0, len(waveform), piece)]
+        return torch.cat(parts + [stream.finish()])
+
+    def compute(self, waveform: np.ndarray) -> torch.Tensor:
+        """Features of the whole waveform in one STFT."""
         frames = len(waveform) // (SAMPLE_RATE // FPS)
         if frames == 0:
             raise MoDAError(f"audio is too short ({len(waveform) / SAMPLE_RATE:.3f} s); give at least 0.04 s")
@@ -76,7 +88,7 @@ class StreamingLogMel:
             return torch.zeros(0, self.extractor.config.mels_per_frame, self.extractor.config.n_mels)
         context = min(self.done, 1)  # a frame before, so reflect padding never reaches the frames we keep
         start = (self.done - context) * per_frame - self.offset
-        features = self.extractor(self.samples[start:])[context : context + upto - self.done]
+        features = self.extractor.compute(self.samples[start:])[context : context + upto - self.done]
         self.done = upto
         keep_from = (self.done - 1) * per_frame - self.offset
         if keep_from > 0:
