@@ -54,13 +54,13 @@ def network_times(renderer: LivePortraitRenderer, image: torch.Tensor, repeats: 
 
 
 def _warp(renderer: LivePortraitRenderer, features, x_s, x_d):
-    with renderer._autocast(x_d.device):
+    with renderer.autocast(x_d.device):
         return renderer.warping_module(features, kp_source=x_s, kp_driving=x_d)
 
 
 def _generate(renderer: LivePortraitRenderer, warped):
-    with renderer._autocast(warped.device):
-        return renderer.spade_generator(renderer._layout(warped))
+    with renderer.autocast(warped.device):
+        return renderer.spade_generator(renderer.channels_layout(warped))
 
 
 def main() -> None:

@@ -137,3 +137,19 @@ def test_optimized_inference_stays_close_to_fp32():
     assert optimized.dtype == torch.float32 and optimized.shape == reference.shape
     assert ((optimized - reference).norm() / reference.norm()).item() < 3e-2
     assert renderer.spade_generator.fc.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_eye_and_lip_retargeting_offsets():
+    from moda.renderer.stitching import EYE_RETARGETING, LIP_RETARGETING, StitchingRetargetingNetwork, retarget_eyes, retarget_lip
+
+    torch.manual_seed(0)
+    eye, lip = StitchingRetargetingNetwork(EYE_RETARGETING), StitchingRetargetingNetwork(LIP_RETARGETING)
+    x_s = torch.randn(2, 21, 3)
+    eye_ratios = torch.tensor([[0.3, 0.3, 0.0], [0.3, 0.3, 0.4]])  # [source left, source right, driving]
+    lip_ratios = torch.tensor([[0.1, 0.0], [0.1, 0.5]])  # [source, driving]
+    with torch.no_grad():
+        eye_delta, lip_delta = retarget_eyes(eye, x_s, eye_ratios), retarget_lip(lip, x_s, lip_ratios)
+        expected = eye(torch.cat([x_s.reshape(2, 63), eye_ratios], dim=1)).reshape(2, 21, 3)
+    assert eye_delta.shape == lip_delta.shape == (2, 21, 3)
+    torch.testing.assert_close(eye_delta, expected)
+    assert not torch.allclose(lip_delta[0], lip_delta[1])  # the driving ratio changes the offset

@@ -58,12 +58,10 @@ class ChainingConfig:
         return self.window - self.overlap
 
     def num_windows(self, frames: int) -> int:
+        """Windows for a clip of `frames` frames: the last one is zero-padded past the end."""
         if frames <= self.window:
             return 1
         return -(-(frames - self.window) // self.stride) + 1
-
-    def padded_length(self, frames: int) -> int:
-        return self.window + self.stride * (self.num_windows(frames) - 1)
 
 
 def smooth_pose(motion: torch.Tensor) -> torch.Tensor:
@@ -274,7 +272,7 @@ class MotionStream:
         frames = 0 if self.audio is None else self.audio.shape[0]
         if frames == 0:
             raise ValueError("no audio was pushed: need at least 1 frame (40 ms at 25 fps)")
-        while self.windows_done == 0 or self.windows_done * chaining.stride + chaining.overlap < frames:
+        while self.windows_done < chaining.num_windows(frames):
             start = self.windows_done * chaining.stride
             window = self.audio[start : start + chaining.window]
             padding = chaining.window - window.shape[0]

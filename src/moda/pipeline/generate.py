@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from ..errors import MoDAError
 from ..face.image import limit_size, load_image
 from ..face.landmarks import FaceMeshDetector
 from ..generator.config import emotion_id
-from ..generator.sampler import Guidance, MotionGenerator
+from ..generator.sampler import ChainingConfig, Guidance, MotionGenerator
 from ..motion.landmark_space import neutral_prompt
 from ..motion.stats import MotionStats
 from .video import Mp4Writer, check_output_path
@@ -40,13 +40,16 @@ class GenerateOptions:
     seed: int = 0
 
 
+WindowCallback = Callable[[int, dict], None]
+
+
 class Backend(Protocol):
     default_cfg: float
 
     def prepare(self, image: np.ndarray, name: str) -> object: ...
 
     def motion(self, subject: object, waveform: np.ndarray, emotion: int, guidance: Guidance,
-               generator: torch.Generator) -> np.ndarray: ...
+               generator: torch.Generator, on_window: WindowCallback | None = None) -> np.ndarray: ...
 
     def frames(self, subject: object, motion: np.ndarray) -> Iterator[np.ndarray]: ...
 
@@ -74,10 +77,10 @@ class TinyBackend:
         with FaceMeshDetector() as detector:
             return LandmarkWarpRenderer(image, detector.largest(image, name))
 
-    def motion(self, subject, waveform, emotion, guidance, generator) -> np.ndarray:
+    def motion(self, subject, waveform, emotion, guidance, generator, on_window=None) -> np.ndarray:
         ref_kp = torch.from_numpy(subject.frame.kp.reshape(1, 63))
         normalized = self.generator.generate(self.features(waveform), ref_kp, neutral_prompt(self.stats), emotion,
-                                             guidance, generator)
+                                             guidance, generator, on_window=on_window)
         return self.stats.denormalize(normalized).numpy()
 
     def frames(self, subject, motion) -> Iterator[np.ndarray]:
@@ -131,7 +134,10 @@ class Pipeline:
         emotion = emotion_id(options.emotion)
         guidance = Guidance(options.cfg_audio or self.backend.default_cfg, options.cfg_emotion)
         subject = self.backend.prepare(portrait, str(image))
-        motion = self.backend.motion(subject, waveform, emotion, guidance, torch.Generator().manual_seed(options.seed))
+        windows = ChainingConfig().num_windows(len(waveform) // (SAMPLE_RATE // FPS))
+        with tqdm(total=windows, desc="motion", unit="window", disable=not progress) as bar:
+            motion = self.backend.motion(subject, waveform, emotion, guidance,
+                                         torch.Generator().manual_seed(options.seed), lambda *_: bar.update())
         height, width = portrait.shape[:2]
         with Mp4Writer(out, FPS, width, height, SAMPLE_RATE) as writer:
             for frame in tqdm(self.backend.frames(subject, motion), total=len(motion), desc="render", unit="frame",

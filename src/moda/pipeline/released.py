@@ -75,14 +75,14 @@ class ReleasedBackend:
                       PasteBack(image, crop))
 
     def motion(self, source: Source, waveform: np.ndarray, emotion: int, guidance: Guidance,
-               generator: torch.Generator) -> np.ndarray:
+               generator: torch.Generator, on_window=None) -> np.ndarray:
         """Normalised motion per video frame: generated with a 2 s silent tail that anchors the lip
         modulation, then trimmed (as the released pipeline does)."""
         speech = prepare_speech(waveform)
         features = self.audio(speech.waveform)
         prev_motion, source.rescale_ratio = source_prev_motion(source.info, self.stats)
         normalized = self.generator.generate(features, source.info.kp.reshape(1, 63), prev_motion, emotion, guidance,
-                                             generator)
+                                             generator, on_window=on_window)
         lip = modulate_lip(normalized, silent_reference_index(normalized.shape[0], speech.silent_frames))
         return lip.motion[: normalized.shape[0] - speech.silent_frames].numpy()
 

@@ -71,17 +71,19 @@ class LivePortraitRenderer(nn.Module):
                     conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
         return self
 
-    def _autocast(self, device: torch.device) -> torch.autocast:
+    def autocast(self, device: torch.device) -> torch.autocast:
+        """The compute-precision context for F, W and G (a no-op in fp32)."""
         return torch.autocast(device.type, dtype=self.precision, enabled=self.precision != torch.float32)
 
-    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+    def channels_layout(self, x: torch.Tensor) -> torch.Tensor:
+        """x in the memory layout the 2-D convolutions were optimised for."""
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     @torch.no_grad()
     def source_features(self, image: torch.Tensor) -> torch.Tensor:
         """f_s, the appearance volume, (B, 32, 16, 64, 64) released."""
-        with self._autocast(image.device):
-            return self.appearance_feature_extractor(self._layout(image)).float().contiguous()
+        with self.autocast(image.device):
+            return self.appearance_feature_extractor(self.channels_layout(image)).float().contiguous()
 
     @torch.no_grad()
     def keypoint_info(self, image: torch.Tensor) -> KeypointInfo:
@@ -92,7 +94,7 @@ class LivePortraitRenderer(nn.Module):
     def render(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
         """Frames (B, 3, 512, 512) in [0, 1] for driving keypoints x_d (B, 21, 3); f_s and x_s broadcast."""
         batch = x_d.shape[0]
-        with self._autocast(x_d.device):
+        with self.autocast(x_d.device):
             warped = self.warping_module(f_s.expand(batch, -1, -1, -1, -1), kp_source=x_s.expand(batch, -1, -1),
                                          kp_driving=x_d)
-            return self.spade_generator(self._layout(warped["out"])).float()
+            return self.spade_generator(self.channels_layout(warped["out"])).float()
