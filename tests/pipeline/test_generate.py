@@ -189,3 +189,12 @@ def test_ten_minutes_of_audio_run_in_bounded_memory(tmp_path):
         assert container.streams.video[0].frames == 15000
         assert abs(float(container.duration / 1e6) - 600) < 0.5
     assert peaks[600] < peaks[10] + 150, peaks
+
+
+def test_a_fifth_of_a_second_of_speech_is_enough(tmp_path):
+    soundfile.write(tmp_path / "blip.wav", load_audio(sample_path("speech.wav"))[16000 : 16000 + 3200], 16000)
+    run = moda("generate", "--image", str(sample_path("portrait.jpg")), "--audio", str(tmp_path / "blip.wav"),
+               "--out", str(tmp_path / "blip.mp4"), "--quiet")
+    assert run.returncode == 0, run.stderr
+    with av.open(str(tmp_path / "blip.mp4")) as container:
+        assert container.streams.video[0].frames == 5

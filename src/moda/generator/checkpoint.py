@@ -8,7 +8,8 @@ Null audio feature (reference quirk): the reference creates the unconditional au
 `nn.Parameter(torch.randn(...)).to(device)`; on a GPU that is a plain tensor, so the released inference never
 loads it from the checkpoint and uses whatever the seeded global RNG produced. `null_audio="released"`
 reproduces that value as simulated for the production config after `torch.manual_seed(42)` (shipped in
-`moda/assets`); `"checkpoint"` takes the file's own tensor; `"zeros"` uses an all-zero feature.
+`moda/assets`); `"checkpoint"` takes the file's own tensor; `"zeros"` uses an all-zero feature. `"auto"`
+takes the checkpoint's if it has one, else the released value at the released width, else zeros.
 """
 
 from __future__ import annotations
@@ -61,7 +62,10 @@ def load_generator_state(
     model.load_state_dict(learnable, strict=True)
 
     if null_audio == "auto":
-        null_audio = "checkpoint" if "null_audio_feat" in state else "released"
+        if "null_audio_feat" in state:
+            null_audio = "checkpoint"
+        else:  # the released value exists only at the released width
+            null_audio = "released" if model.config.audio_dim == released_null_audio_feat().shape[-1] else "zeros"
     if null_audio == "checkpoint":
         if "null_audio_feat" not in state:
             raise MoDAError("the checkpoint has no null_audio_feat; use null_audio='released' or 'zeros'")
