@@ -4,14 +4,12 @@ import urllib.error
 import urllib.request
 import uuid
 
-import av
 import numpy as np
 import pytest
 
 from moda.app.server import Server, parse_multipart
 from moda.errors import MoDAError
 from moda.pipeline.video import Mp4Writer
-from moda.samples import sample_path
 
 
 class RecordingPipeline:

@@ -169,7 +169,7 @@ def check_longvideo(directory: Path, meta: dict, tensors: dict[str, torch.Tensor
         output = model.generate(
             tensors[f"{case}.input.audio"], tensors["input.ref_kp"], tensors["input.prev_motion"], emo=8,
             guidance=Guidance(1.2), generator=torch.Generator().manual_seed(spec["seed"]),
-            on_window=lambda i, record: windows.__setitem__(i, record),
+            on_window=windows.__setitem__,
         )
         result.compare(f"{case}.output", output, tensors[f"{case}.output"])
         if len(windows) != spec["n_windows"]:

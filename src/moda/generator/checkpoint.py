@@ -14,6 +14,7 @@ takes the checkpoint's if it has one, else the released value at the released wi
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -22,6 +23,7 @@ import torch
 from safetensors.torch import load_file
 
 from ..errors import MoDAError
+from ..motion.stats import MotionStats
 from ..weights import read_state_dict
 from .config import MODA_BASE, DiTConfig
 from .sampler import MotionGenerator
@@ -94,12 +96,8 @@ def load_motion_generator(
     return model.eval()
 
 
-def load_trained_generator(folder: str | Path) -> tuple[MotionGenerator, "MotionStats"]:
+def load_trained_generator(folder: str | Path) -> tuple[MotionGenerator, MotionStats]:
     """A generator exported by `moda train` (generator.safetensors, generator.json, stats.safetensors)."""
-    import json
-
-    from ..motion.stats import MotionStats
-
     folder = Path(folder)
     missing = [n for n in ("generator.safetensors", "generator.json", "stats.safetensors") if not (folder / n).is_file()]
     if missing:
