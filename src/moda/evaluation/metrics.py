@@ -7,7 +7,7 @@ import torch
 
 from ..motion.keypoints import rotation_matrix
 from ..motion.landmark_space import mouth_opening
-from ..motion.postprocess import LIP_ROWS
+from ..motion.keypoints import LIP_ROWS
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:

@@ -7,7 +7,7 @@ from typing import Literal
 
 import torch
 
-from ..motion.postprocess import LIP_ROWS
+from ..motion.keypoints import LIP_ROWS
 from .config import MOTION_DIM, NULL_EMOTION
 from .sampler import MotionGenerator
 

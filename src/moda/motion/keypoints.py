@@ -13,6 +13,7 @@ import torch
 
 NUM_KEYPOINTS = 21
 POSE_BINS = 66
+LIP_ROWS = [6, 12, 14, 17, 19, 20]  # keypoint rows LivePortrait treats as the lips
 
 
 def headpose_to_degrees(pose: torch.Tensor) -> torch.Tensor:

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 import torch
 
 from ..renderer.stitching import StitchingRetargetingNetwork, stitch
-from .keypoints import NUM_KEYPOINTS, HeadMotion, KeypointInfo, source_keypoints
+from .keypoints import LIP_ROWS, NUM_KEYPOINTS, HeadMotion, KeypointInfo, source_keypoints
 from .stats import STD_EPS, MotionStats
 
-LIP_ROWS = [6, 12, 14, 17, 19, 20]
 # Rows of the 21x3 expression taken wholly from the generated motion; the rest keep the source's
 # values except the single coordinates in DRIVEN_COORDINATES.
 DRIVEN_ROWS = [1, 2, 6, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]
