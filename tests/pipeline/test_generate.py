@@ -79,6 +79,13 @@ def _bad_case(tmp_path, case):
     elif case == "tiny image":
         Image.new("RGB", (32, 32)).save(tmp_path / "tiny.png")
         image = str(tmp_path / "tiny.png")
+    elif case == "huge image":
+        Image.new("1", (9000, 9000)).save(tmp_path / "huge.png")
+        image = str(tmp_path / "huge.png")
+    elif case == "truncated image":
+        data = sample_path("portrait.jpg").read_bytes()
+        (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 3])
+        image = str(tmp_path / "cut.jpg")
     elif case == "corrupt audio":
         (tmp_path / "a.mp3").write_bytes(b"\xff\xfb" + b"\x00" * 100)
         audio = str(tmp_path / "a.mp3")
@@ -100,7 +107,8 @@ def _bad_case(tmp_path, case):
 
 @pytest.mark.parametrize("case,message", [
     ("missing image", "image not found"), ("not an image", "cannot read"), ("no face", "no face found"),
-    ("tiny image", "at least 64 px"), ("corrupt audio", "decode"), ("empty audio", "no audio samples"),
+    ("tiny image", "at least 64 px"), ("huge image", "megapixels"), ("truncated image", "corrupt or truncated"),
+    ("corrupt audio", "decode"), ("empty audio", "no audio samples"),
     ("0.1 s audio", "at least 0.2 s"), ("unwritable output", "does not exist"), ("existing output", "--overwrite"),
     ("unknown emotion", "unknown emotion"),
 ])
@@ -198,3 +206,17 @@ def test_a_fifth_of_a_second_of_speech_is_enough(tmp_path):
     assert run.returncode == 0, run.stderr
     with av.open(str(tmp_path / "blip.mp4")) as container:
         assert container.streams.video[0].frames == 5
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "L", "CMYK"])
+def test_rgba_grayscale_and_cmyk_portraits_work(tmp_path, mode):
+    portrait = Image.fromarray(sample_portrait()).convert(mode)
+    path = tmp_path / ("portrait.jpg" if mode == "CMYK" else "portrait.png")
+    portrait.save(path)
+    soundfile.write(tmp_path / "one.wav", load_audio(sample_path("speech.wav"))[16000:32000], 16000)
+    run = moda("generate", "--image", str(path), "--audio", str(tmp_path / "one.wav"), "--out",
+               str(tmp_path / "out.mp4"), "--quiet")
+    assert run.returncode == 0, run.stderr[-2000:]
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        frame = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    assert frame.shape == (512, 512, 3)
