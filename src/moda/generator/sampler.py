@@ -210,25 +210,32 @@ class MotionStream:
 
     Frame f is final once no later window blends into it and its successor is final (for the 3-frame pose
     smoothing), so the latency is one window of audio (80 frames, 3.2 s) plus compute. The frames equal
-    `MotionGenerator.generate` on the whole audio with the same generator, bit for bit.
+    `MotionGenerator.generate` on the whole audio with the same generator, bit for bit. Only the audio of the
+    next window and the motion frames still needed are kept, so memory does not grow with the stream.
     """
 
     def __init__(self, model: MotionGenerator, ref_kp: torch.Tensor, prev_motion: torch.Tensor,
                  emo: int = NULL_EMOTION, guidance: Guidance = Guidance(), generator: torch.Generator | None = None,
                  chaining: ChainingConfig = ChainingConfig(),
                  on_window: Callable[[int, dict[str, torch.Tensor]], None] | None = None):
-        self.model, self.guidance, self.generator, self.chaining, self.on_window = model, guidance, generator, chaining, on_window
+        self.model, self.guidance, self.generator = model, guidance, generator
+        self.chaining, self.on_window = chaining, on_window
         self.ref_kp = ref_kp.to(model.device)
         self.prev_motion = prev_motion.to(model.device)
         self.emo = torch.tensor([emo], device=model.device)
-        self.audio: torch.Tensor | None = None  # (frames received, K, C)
+        self.received = 0  # audio frames pushed so far
+        self.audio: torch.Tensor | None = None  # audio frames from the next window's start on, (n, K, C)
         self.motion = torch.zeros(0, MOTION_DIM, device=model.device)  # blended, before the final smoothing
+        self.motion_start = 0  # clip frame index of self.motion[0]
         self.windows_done = 0
         self.emitted = 0
 
-    def _run_window(self, audio: torch.Tensor, keep: int) -> None:
-        """Window `windows_done` over audio (80, K, C); keep its first `keep` frames (less at the padded end)."""
+    def _run_window(self, keep: int) -> None:
+        """The next window over self.audio[:80] (zero-padded at the end); keep its first `keep` frames."""
         chaining, index = self.chaining, self.windows_done
+        audio = self.audio[: chaining.window]
+        if audio.shape[0] < chaining.window:
+            audio = torch.cat([audio, audio.new_zeros(chaining.window - audio.shape[0], *audio.shape[1:])])
         window_audio = audio_windows(audio, self.model.config.audio_unit_len).to(self.model.device).unsqueeze(0)
         noise = torch.randn((1, chaining.window, MOTION_DIM), generator=self.generator).to(self.model.device)
         raw = self.model.sample_window(window_audio, self.ref_kp, self.prev_motion, self.emo, noise, self.guidance)
@@ -243,43 +250,40 @@ class MotionStream:
             self.motion = torch.cat([self.motion[: -chaining.overlap], blended, segment[chaining.overlap :]])
         else:
             self.motion = segment
+        self.audio = self.audio[chaining.stride :]
         self.windows_done += 1
 
     def _emit(self, final: int) -> torch.Tensor:
-        """Smoothed frames [emitted, final); frame `final` must be final already (the smoothing reads it)."""
+        """Smoothed frames [emitted, final); frame `final` must exist (the smoothing reads it)."""
         if final <= self.emitted:
             return self.motion.new_zeros(0, MOTION_DIM).float()
-        lo = max(self.emitted - 1, 0)
-        smoothed = smooth_pose(self.motion[lo : final + 1])
-        out = smoothed[self.emitted - lo : self.emitted - lo + final - self.emitted]
+        lo = max(self.emitted - 1, 0)  # the frame before, as smoothing context
+        smoothed = smooth_pose(self.motion[lo - self.motion_start : final + 1 - self.motion_start])
+        out = smoothed[self.emitted - lo : final - lo]
         self.emitted = final
+        self.motion = self.motion[final - 1 - self.motion_start :]  # the next call's context onward
+        self.motion_start = final - 1
         return out.float()
 
     @torch.no_grad()
     def push(self, audio: torch.Tensor) -> torch.Tensor:
         """Add (n, K, C) audio frames; returns the (m, 70) frames that became final (m may be 0)."""
+        self.received += audio.shape[0]
         self.audio = audio if self.audio is None else torch.cat([self.audio, audio])
-        chaining = self.chaining
-        while self.audio.shape[0] >= self.windows_done * chaining.stride + chaining.window:
-            start = self.windows_done * chaining.stride
-            self._run_window(self.audio[start : start + chaining.window], chaining.window)
-        return self._emit(self.windows_done * chaining.stride - 1)
+        while self.audio.shape[0] >= self.chaining.window:
+            self._run_window(self.chaining.window)
+        return self._emit(self.windows_done * self.chaining.stride - 1)
 
     @torch.no_grad()
     def finish(self) -> torch.Tensor:
         """Run the remaining (zero-padded) windows and return every frame not yet returned."""
-        chaining = self.chaining
-        frames = 0 if self.audio is None else self.audio.shape[0]
-        if frames == 0:
+        if self.received == 0:
             raise ValueError("no audio was pushed: need at least 1 frame (40 ms at 25 fps)")
-        while self.windows_done < chaining.num_windows(frames):
-            start = self.windows_done * chaining.stride
-            window = self.audio[start : start + chaining.window]
-            padding = chaining.window - window.shape[0]
-            window = torch.cat([window, window.new_zeros(padding, *window.shape[1:])]) if padding else window
-            self._run_window(window, chaining.window - padding)
-        # at the end the last frame smooths over 2 frames, as in smoothing the whole clip
-        smoothed = smooth_pose(self.motion[max(self.emitted - 1, 0) :])
-        out = smoothed[min(self.emitted, 1) :] if self.emitted else smoothed
-        self.emitted = self.motion.shape[0]
+        while self.windows_done < self.chaining.num_windows(self.received):
+            self._run_window(min(self.chaining.window, self.audio.shape[0]))
+        # the clip's last frame smooths over 2 frames, as in smoothing the whole clip at once
+        lo = max(self.emitted - 1, 0)
+        smoothed = smooth_pose(self.motion[lo - self.motion_start :])
+        out = smoothed[self.emitted - lo :]
+        self.emitted = self.motion_start + self.motion.shape[0]
         return out.float()
