@@ -53,10 +53,11 @@ def read_frames(path: str | Path) -> Iterator[np.ndarray]:
 
 
 def read_frames_at(path: str | Path, fps: float) -> Iterator[np.ndarray]:
-    """Frames resampled to `fps` by timestamp: for each output time k / fps, the latest frame shown by then."""
-    step, next_time, last = 1 / fps, 0.0, None
+    """Frames resampled to `fps` by timestamp: for each output time k / fps, the frame on screen then."""
+    step, next_time, last, end = 1 / fps, 0.0, None, 0.0
     with _open(path) as container:
         stream = _video_stream(container, path)
+        frame_duration = 1 / float(stream.average_rate or 25)
         try:
             for frame in container.decode(stream):
                 time = float(frame.time or 0.0)
@@ -67,9 +68,12 @@ def read_frames_at(path: str | Path, fps: float) -> Iterator[np.ndarray]:
                 if next_time <= time + 1e-6:
                     yield image
                     next_time += step
-                last = image
+                last, end = image, time + frame_duration
         except av.error.FFmpegError as exc:
             raise MoDAError(f"cannot decode the video {path}: {exc}") from exc
+    while last is not None and next_time < end - 1e-6:  # the last frame stays on screen for its duration
+        yield last
+        next_time += step
 
 
 def _open(path: str | Path) -> av.container.InputContainer:

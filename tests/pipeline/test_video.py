@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from moda.errors import MoDAError
+from moda.pipeline.video import Mp4Writer, check_output_path, read_frames_at
+
+
+def write_counter(path, fps, seconds=2):
+    """Frame i shows grey level 10 * i (i < 25), so each decoded frame tells which source frame it is."""
+    with Mp4Writer(path, fps, 64, 64) as writer:
+        for i in range(fps * seconds):
+            writer.write(np.full((64, 64, 3), 10 * (i % 25), np.uint8))
+    return path
+
+
+@pytest.mark.parametrize("fps", [50, 30, 25, 15])
+def test_frames_are_resampled_to_25_fps_by_timestamp(tmp_path, fps):
+    frames = list(read_frames_at(write_counter(tmp_path / "v.mp4", fps), 25))
+    assert len(frames) == 50
+    shown = [round(f.mean() / 10) for f in frames[:10]]
+    expected = [int(k * fps / 25 + 1e-9) % 25 for k in range(10)]  # the source frame on screen at k / 25 s
+    assert shown == expected
+
+
+def test_writer_leaves_no_file_when_interrupted(tmp_path):
+    out = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError):
+        with Mp4Writer(out, 25, 64, 64) as writer:
+            writer.write(np.zeros((64, 64, 3), np.uint8))
+            raise RuntimeError("interrupted")
+    assert not out.exists() and not list(tmp_path.iterdir())
+    with pytest.raises(MoDAError, match="no frames"):
+        with Mp4Writer(out, 25, 64, 64):
+            pass
+    assert not list(tmp_path.iterdir())
+
+
+def test_output_path_checks(tmp_path):
+    (tmp_path / "taken.mp4").write_bytes(b"x")
+    with pytest.raises(MoDAError, match="--overwrite"):
+        check_output_path(tmp_path / "taken.mp4", overwrite=False)
+    assert check_output_path(tmp_path / "taken.mp4", overwrite=True) == tmp_path / "taken.mp4"
+    with pytest.raises(MoDAError, match="is a directory"):
+        check_output_path(tmp_path, overwrite=True)
+    with pytest.raises(MoDAError, match="does not exist"):
+        check_output_path(tmp_path / "missing" / "x.mp4", overwrite=False)
