@@ -30,13 +30,14 @@ def golden_check(args: argparse.Namespace) -> int:
 def reenact(args: argparse.Namespace) -> int:
     import torch
 
+    from ..devices import default_device
     from ..pipeline.reenact import reenact as run_reenact
     from ..pipeline.video import check_output_path
     from ..renderer.liveportrait import LivePortraitRenderer
     from ..renderer.loading import resolve_liveportrait
 
     check_output_path(args.out, args.overwrite)  # before loading anything heavy
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = default_device(args.device)
     renderer = LivePortraitRenderer.from_pretrained(resolve_liveportrait(args.weights)).to(device)
     if args.precision == "bf16":
         renderer.optimize_for_inference(torch.bfloat16)
@@ -48,14 +49,13 @@ def reenact(args: argparse.Namespace) -> int:
 
 
 def preprocess(args: argparse.Namespace) -> int:
-    import torch
-
+    from ..devices import default_device
     from ..renderer.liveportrait import LivePortraitRenderer
     from ..renderer.loading import resolve_liveportrait
     from ..training.preprocess import preprocess as run_preprocess
     from ..training.preprocess import read_emotion_labels
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = default_device(args.device)
     labels = read_emotion_labels(args.emotions)
     if args.audio_features == "logmel":
         from ..audio.logmel import LogMelExtractor

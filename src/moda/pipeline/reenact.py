@@ -7,7 +7,6 @@ rendered, pasted back into the portrait and written with the driving video's sou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -17,44 +16,16 @@ from tqdm import tqdm
 
 from ..audio.io import load_audio
 from ..errors import MoDAError
-from ..face.crop import DRIVING_SCALE, DRIVING_VY, SOURCE_SCALE, SOURCE_VY, CropBox, PasteBack, crop_face, face_box
+from ..face.crop import DRIVING_SCALE, DRIVING_VY, CropBox, crop_face, face_box
 from ..face.image import limit_size, load_image
 from ..face.landmarks import FaceMeshDetector
-from ..motion.keypoints import KeypointInfo, relative_driving_keypoints, source_keypoints
+from ..motion.keypoints import KeypointInfo, relative_driving_keypoints
 from ..renderer.liveportrait import LivePortraitRenderer
 from ..renderer.stitching import stitch
+from .portrait import prepare_source, to_tensor, to_uint8
 from .video import Mp4Writer, check_output_path, has_audio, read_frames, video_info
 
 AUDIO_RATE = 48000
-
-
-def to_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
-    """uint8 (H, W, 3) images -> (B, 3, H, W) float in [0, 1]."""
-    return torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2).float() / 255
-
-
-def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    return (frames.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
-@dataclass
-class PreparedSource:
-    image: np.ndarray  # the portrait, size-limited, (H, W, 3)
-    features: torch.Tensor  # f_s
-    info: KeypointInfo
-    x_s: torch.Tensor  # (1, 21, 3)
-    paste: PasteBack
-
-
-def prepare_source(path: str | Path, renderer: LivePortraitRenderer, detector: FaceMeshDetector,
-                   device: torch.device) -> PreparedSource:
-    image = limit_size(load_image(path))
-    face = detector.largest(image, str(path))
-    crop = crop_face(image, face_box(face, SOURCE_SCALE, SOURCE_VY), renderer.config.output_size)
-    network_input = to_tensor([crop.resized(renderer.config.image_size)], device)
-    info = renderer.keypoint_info(network_input)
-    return PreparedSource(image, renderer.source_features(network_input), info, source_keypoints(info),
-                          PasteBack(image, crop))
 
 
 def average_driving_box(path: str | Path, detector: FaceMeshDetector) -> CropBox:
@@ -84,7 +55,7 @@ def reenact(source_path: str | Path, driving_path: str | Path, out_path: str | P
     device = next(renderer.parameters()).device
     fps, frame_count = video_info(driving_path)
     with FaceMeshDetector() as detector:
-        source = prepare_source(source_path, renderer, detector, device)
+        source = prepare_source(limit_size(load_image(source_path)), str(source_path), renderer, detector)
         box = average_driving_box(driving_path, detector)
     height, width = source.image.shape[:2]
     audio_rate = AUDIO_RATE if has_audio(driving_path) else None

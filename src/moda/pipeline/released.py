@@ -11,7 +11,6 @@ A `moda/generator.json` ({"model": DiTConfig fields}) selects a non-released gen
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -20,27 +19,18 @@ import torch
 
 from ..audio.features import AudioFeatureExtractor, prepare_speech
 from ..audio.hubert import HubertFrameEncoder
+from ..devices import default_device
 from ..errors import MoDAError
-from ..face.crop import SOURCE_SCALE, SOURCE_VY, PasteBack, crop_face, face_box
 from ..face.landmarks import FaceMeshDetector
 from ..generator.checkpoint import load_motion_generator
 from ..generator.config import MODA_BASE, DiTConfig
 from ..generator.sampler import Guidance
-from ..motion.keypoints import KeypointInfo
 from ..motion.postprocess import driving_keypoints, modulate_lip, silent_reference_index, source_prev_motion, split_motion
 from ..motion.stats import MotionStats
 from ..renderer.liveportrait import LivePortraitRenderer
-from .reenact import to_tensor, to_uint8
+from .portrait import PreparedSource, prepare_source, to_uint8
 
 RENDER_BATCH = 8
-
-
-@dataclass
-class Source:
-    info: KeypointInfo
-    features: torch.Tensor
-    paste: PasteBack
-    rescale_ratio: torch.Tensor | None = None
 
 
 class ReleasedBackend:
@@ -59,22 +49,17 @@ class ReleasedBackend:
             raise MoDAError(f"weights folder incomplete, missing {', '.join(missing)}; run `moda download --out {folder}`")
         config_file = folder / "moda" / "generator.json"
         config = DiTConfig(**json.loads(config_file.read_text())["model"]) if config_file.is_file() else MODA_BASE
-        target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        target = default_device(device)
         generator = load_motion_generator(folder / "moda" / "net-200.pth", config).to(target)
         encoder = HubertFrameEncoder.from_pretrained(folder / "chinese-hubert-base").to(target)
         renderer = LivePortraitRenderer.from_pretrained(folder / "liveportrait").to(target)
         return cls(generator, MotionStats.load(folder / "moda" / "mean.pt"), AudioFeatureExtractor(encoder), renderer)
 
-    def prepare(self, image: np.ndarray, name: str) -> Source:
-        device = next(self.renderer.parameters()).device
+    def prepare(self, image: np.ndarray, name: str) -> PreparedSource:
         with FaceMeshDetector() as detector:
-            face = detector.largest(image, name)
-        crop = crop_face(image, face_box(face, SOURCE_SCALE, SOURCE_VY), self.renderer.config.output_size)
-        network_input = to_tensor([crop.resized(self.renderer.config.image_size)], device)
-        return Source(self.renderer.keypoint_info(network_input), self.renderer.source_features(network_input),
-                      PasteBack(image, crop))
+            return prepare_source(image, name, self.renderer, detector)
 
-    def motion(self, source: Source, waveform: np.ndarray, emotion: int, guidance: Guidance,
+    def motion(self, source: PreparedSource, waveform: np.ndarray, emotion: int, guidance: Guidance,
                generator: torch.Generator, on_window=None) -> np.ndarray:
         """Normalised motion per video frame: generated with a 2 s silent tail that anchors the lip
         modulation, then trimmed (as the released pipeline does)."""
@@ -86,7 +71,7 @@ class ReleasedBackend:
         lip = modulate_lip(normalized, silent_reference_index(normalized.shape[0], speech.silent_frames))
         return lip.motion[: normalized.shape[0] - speech.silent_frames].numpy()
 
-    def frames(self, source: Source, motion: np.ndarray) -> Iterator[np.ndarray]:
+    def frames(self, source: PreparedSource, motion: np.ndarray) -> Iterator[np.ndarray]:
         driving = split_motion(torch.from_numpy(motion), self.stats, source.rescale_ratio)
         for start in range(0, motion.shape[0], RENDER_BATCH):
             with torch.no_grad():

@@ -48,14 +48,22 @@ class LivePortraitRenderer(nn.Module):
             config = LivePortraitConfig.from_json(config_file) if config_file.is_file() else LivePortraitConfig()
         stitching = read_stitching(directory)
         renderer = cls(config, with_stitching=bool(stitching))
-        networks = {"appearance": renderer.appearance_feature_extractor, "motion": renderer.motion_extractor,
-                    "warping": renderer.warping_module, "spade": renderer.spade_generator}
-        for name, module in networks.items():
+        for name, module in renderer.base_networks().items():
             load_into(module, read_base_model(directory, name), BASE_MODEL_FILES[name])
         for name, state in stitching.items():
-            load_into(getattr(renderer, "stitching" if name == "stitching" else f"{name}_retargeting"), state,
-                      f"stitching_retargeting_module.pth [{name}]")
+            load_into(renderer.retargeting_networks()[name], state, f"stitching_retargeting_module.pth [{name}]")
         return renderer.eval()
+
+    def base_networks(self) -> dict[str, nn.Module]:
+        """F, M, W, G by the names of their released files (moda.renderer.loading.BASE_MODEL_FILES)."""
+        return {"appearance": self.appearance_feature_extractor, "motion": self.motion_extractor,
+                "warping": self.warping_module, "spade": self.spade_generator}
+
+    def retargeting_networks(self) -> dict[str, nn.Module]:
+        """The stitching / lip / eye MLPs (empty when stitching is disabled)."""
+        if self.stitching is None:
+            return {}
+        return {"stitching": self.stitching, "lip": self.lip_retargeting, "eye": self.eye_retargeting}
 
     def optimize_for_inference(self, precision: torch.dtype = torch.bfloat16) -> "LivePortraitRenderer":
         """Run F, W and G under autocast in `precision` and keep 2-D conv weights channels-last.

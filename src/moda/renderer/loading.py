@@ -131,15 +131,14 @@ def export_liveportrait(renderer: nn.Module, directory: str | Path) -> Path:
     directory = Path(directory)
     (directory / "base_models").mkdir(parents=True, exist_ok=True)
     (directory / "retargeting_models").mkdir(parents=True, exist_ok=True)
-    networks = {"appearance": renderer.appearance_feature_extractor, "motion": renderer.motion_extractor,
-                "warping": renderer.warping_module, "spade": renderer.spade_generator}
-    for name, module in networks.items():
+    for name, module in renderer.base_networks().items():
         state = {k: v.detach().clone() for k, v in module.state_dict().items()}
         if name == "spade":
             state = unfold_spectral_norm(state, [k for k in state if re.search(r"\.conv_[01s]\.weight$", k)])
         torch.save(state, directory / BASE_MODEL_FILES[name])
-    if renderer.stitching is not None:
-        torch.save({sub: {f"module.{k}": v for k, v in getattr(renderer, "stitching" if name == "stitching" else f"{name}_retargeting").state_dict().items()}
-                    for name, sub in STITCHING_SUBDICTS.items()}, directory / STITCHING_FILE)
+    retargeting = renderer.retargeting_networks()
+    if retargeting:
+        torch.save({STITCHING_SUBDICTS[name]: {f"module.{k}": v for k, v in module.state_dict().items()}
+                    for name, module in retargeting.items()}, directory / STITCHING_FILE)
     renderer.config.to_json(directory / CONFIG_FILE)
     return directory

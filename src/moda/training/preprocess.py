@@ -23,7 +23,8 @@ from ..face.crop import crop_face
 from ..face.landmarks import FaceMeshDetector
 from ..generator.config import NULL_EMOTION, emotion_id
 from ..motion.keypoints import KeypointInfo
-from ..pipeline.reenact import average_driving_box, batched, to_tensor
+from ..pipeline.portrait import to_tensor
+from ..pipeline.reenact import average_driving_box, batched
 from ..pipeline.video import read_frames_at
 from ..renderer.liveportrait import LivePortraitRenderer
 from .data import SHARD_SUFFIX, Clip, save_clip

@@ -1,0 +1,44 @@
+"""The portrait side of the LivePortrait pipelines: crop, appearance features, keypoints, paste-back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..face.crop import SOURCE_SCALE, SOURCE_VY, PasteBack, crop_face, face_box
+from ..face.landmarks import FaceMeshDetector
+from ..motion.keypoints import KeypointInfo, source_keypoints
+from ..renderer.liveportrait import LivePortraitRenderer
+
+
+def to_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """uint8 (H, W, 3) images -> (B, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2).float() / 255
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    return (frames.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+@dataclass
+class PreparedSource:
+    image: np.ndarray  # the portrait, (H, W, 3)
+    features: torch.Tensor  # f_s
+    info: KeypointInfo
+    x_s: torch.Tensor  # (1, 21, 3)
+    paste: PasteBack
+    rescale_ratio: torch.Tensor | None = None  # set when generated motion is mapped onto this face
+
+
+def prepare_source(image: np.ndarray, name: str, renderer: LivePortraitRenderer,
+                   detector: FaceMeshDetector) -> PreparedSource:
+    """Crop the largest face (scale 2.3, shifted up 0.125), extract its features and keypoints once."""
+    device = next(renderer.parameters()).device
+    face = detector.largest(image, name)
+    crop = crop_face(image, face_box(face, SOURCE_SCALE, SOURCE_VY), renderer.config.output_size)
+    network_input = to_tensor([crop.resized(renderer.config.image_size)], device)
+    info = renderer.keypoint_info(network_input)
+    return PreparedSource(image, renderer.source_features(network_input), info, source_keypoints(info),
+                          PasteBack(image, crop))
