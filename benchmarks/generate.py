@@ -20,12 +20,14 @@ import numpy as np
 import soundfile
 import torch
 
-from moda.audio.io import load_audio
-from moda.face.image import limit_size, load_image
 from moda.generator.sampler import Guidance
-from moda.pipeline.generate import FPS, Pipeline
-from moda.pipeline.video import Mp4Writer
+from moda.media.audio import load_audio
+from moda.media.image import limit_size, load_image
+from moda.media.video import Mp4Writer
+from moda.pipeline.backend import MotionRequest
+from moda.pipeline.generate import Pipeline
 from moda.samples import sample_path
+from moda.timebase import FPS
 
 
 def speech_of(seconds: float, path: Path) -> Path:
@@ -54,7 +56,8 @@ def stage_times(audio: Path) -> dict[str, float]:
     lap("face detection + renderer set-up")
     features = backend.features(waveform)
     lap("audio features (log-mel)")
-    motion = backend.motion(subject, waveform, 8, Guidance(backend.default_cfg), torch.Generator().manual_seed(0))
+    request = MotionRequest(8, Guidance(backend.default_guidance), torch.Generator().manual_seed(0))
+    motion = backend.motion(subject, waveform, request)
     lap("motion generation (DiT, 10 steps, CFG)")
     with tempfile.TemporaryDirectory() as folder:
         height, width = portrait.shape[:2]

@@ -17,9 +17,9 @@ import time
 import torch
 
 from moda.generator.config import MODA_BASE
-from moda.generator.sampler import Guidance, MotionGenerator
-
-FPS = 25
+from moda.generator.model import MotionGenerator
+from moda.generator.sampler import Guidance, sample_window
+from moda.timebase import FPS
 
 
 def time_window(model: MotionGenerator, dtype: torch.dtype, repeats: int) -> tuple[list[float], torch.Tensor]:
@@ -32,7 +32,7 @@ def time_window(model: MotionGenerator, dtype: torch.dtype, repeats: int) -> tup
     for _ in range(repeats + 1):  # the first run warms up allocator and kernels
         start = time.perf_counter()
         with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
-            motion = model.sample_window(*args, guidance=Guidance(1.2))
+            motion = sample_window(model, *args, guidance=Guidance(1.2))
         times.append(time.perf_counter() - start)
     return times[1:], motion.float()
 

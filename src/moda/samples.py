@@ -18,6 +18,6 @@ def sample_path(name: str) -> Path:
 
 
 def sample_portrait() -> np.ndarray:
-    from .face.image import load_image
+    from .media.image import load_image
 
     return load_image(sample_path("portrait.jpg"))

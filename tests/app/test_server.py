@@ -9,7 +9,7 @@ import pytest
 
 from moda.app.server import Server, parse_multipart
 from moda.errors import MoDAError
-from moda.pipeline.video import Mp4Writer
+from moda.media.video import Mp4Writer
 
 
 class RecordingPipeline:

@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 from moda.conformance.golden import run_all, run_fixture
 from moda.generator.config import DiTConfig
 from moda.generator.dit import TalkingHeadDiT
-from tests.conftest import randomize
+from tests.helpers import randomize
 
 
 @pytest.fixture(scope="module")

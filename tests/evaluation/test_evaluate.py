@@ -6,8 +6,8 @@ import torch
 from safetensors.torch import save_file
 
 from moda.generator.config import DiTConfig
-from moda.generator.sampler import MotionGenerator
-from tests.conftest import randomize
+from moda.generator.model import MotionGenerator
+from tests.helpers import randomize
 
 
 def test_eval_command_writes_report_and_plots(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from moda.face.crop import SOURCE_SCALE, SOURCE_VY, PasteBack, crop_face, face_box, mask_template
 from moda.face.landmarks import FaceMeshDetector, NoFaceError
-from tests.media import portrait
+from tests.helpers import portrait
 
 
 @pytest.fixture(scope="module")

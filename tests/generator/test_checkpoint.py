@@ -6,8 +6,8 @@ from safetensors.torch import save_file
 
 from moda.errors import MoDAError, WeightsNotFoundError
 from moda.generator.checkpoint import load_motion_generator, released_null_audio_feat
-from moda.generator.sampler import MotionGenerator
-from tests.conftest import randomize, tiny_config
+from moda.generator.model import MotionGenerator
+from tests.helpers import randomize, tiny_config
 
 
 def _released_layout(model: MotionGenerator, **extra) -> dict:

@@ -6,8 +6,8 @@ import torch
 from moda.generator.config import MODA_BASE, DiTConfig
 from moda.generator.dit import TalkingHeadDiT
 from moda.generator.layers import apply_rope, rope_tables
-from moda.generator.sampler import MotionGenerator
-from tests.conftest import randomize, tiny_config
+from moda.generator.model import MotionGenerator
+from tests.helpers import randomize, tiny_config
 
 
 def test_production_model_matches_released_checkpoint_layout(golden):

@@ -1,9 +1,10 @@
 import torch
 
 from moda.generator.flow_matching import FlowMatchingScheduler
+from moda.generator.model import MotionGenerator
 from moda.generator.objective import ConditionDropout, LossWeights, TrainingBatch, drop_conditions, flow_matching_loss
-from tests.conftest import tiny_config
-from moda.generator.sampler import MotionGenerator
+from moda.generator.sampler import sample_window
+from tests.helpers import tiny_config
 
 
 def test_euler_grid_matches_the_released_schedule():
@@ -39,7 +40,7 @@ def test_euler_sampling_with_the_true_velocity_recovers_the_data():
 
     model.talking_head_dit = Oracle()
     noise = torch.randn(1, 80, 70)
-    out = model.sample_window(torch.zeros(1, 80, 1, 2, 8), torch.zeros(1, 63), torch.zeros(1, 1, 70),
+    out = sample_window(model, torch.zeros(1, 80, 1, 2, 8), torch.zeros(1, 63), torch.zeros(1, 1, 70),
                               torch.tensor([8]), noise)
     torch.testing.assert_close(out, x0, atol=1e-4, rtol=1e-4)
 
@@ -78,12 +79,12 @@ def _batch(seed=0):
 
 def test_loss_is_reproducible_weightable_and_trainable(tiny_generator):
     batch = _batch()
-    loss = flow_matching_loss(tiny_generator, batch, generator=torch.Generator().manual_seed(5))["loss"]
-    again = flow_matching_loss(tiny_generator, batch, generator=torch.Generator().manual_seed(5))["loss"]
+    loss = flow_matching_loss(tiny_generator, batch, rng=torch.Generator().manual_seed(5))["loss"]
+    again = flow_matching_loss(tiny_generator, batch, rng=torch.Generator().manual_seed(5))["loss"]
     assert torch.equal(loss, again)
     silent = LossWeights(lip=0, expression=0, pose=0)
-    assert flow_matching_loss(tiny_generator, batch, generator=torch.Generator().manual_seed(5), weights=silent)["loss"] == 0
-    smooth = flow_matching_loss(tiny_generator, batch, generator=torch.Generator().manual_seed(5),
+    assert flow_matching_loss(tiny_generator, batch, rng=torch.Generator().manual_seed(5), weights=silent)["loss"] == 0
+    smooth = flow_matching_loss(tiny_generator, batch, rng=torch.Generator().manual_seed(5),
                                 weights=LossWeights(smoothness=0.5))
     torch.testing.assert_close(smooth["loss"], loss + 0.5 * smooth["smoothness"])
     assert smooth["smoothness"] > 0
@@ -94,7 +95,7 @@ def test_loss_is_reproducible_weightable_and_trainable(tiny_generator):
     fixed.motion = 3.0 + 0.1 * fixed.motion  # structured data: far from the noise, learnable
     losses = []
     for step in range(60):
-        loss = flow_matching_loss(tiny_generator, fixed, generator=torch.Generator().manual_seed(step))["loss"]
+        loss = flow_matching_loss(tiny_generator, fixed, rng=torch.Generator().manual_seed(step))["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -1,15 +1,17 @@
 import pytest
 import torch
 
-from moda.generator.sampler import (
+from moda.generator.chaining import (
     ChainingConfig,
-    Guidance,
-    MotionGenerator,
+    MotionStream,
     audio_windows,
     blend_overlap,
+    generate_motion,
     smooth_pose,
 )
-from tests.conftest import tiny_config
+from moda.generator.model import MotionGenerator
+from moda.generator.sampler import Guidance, sample_window
+from tests.helpers import tiny_config
 
 
 class RecordingDiT(torch.nn.Module):
@@ -32,7 +34,7 @@ def _window_inputs():
 
 def _first_prediction(model, guidance):
     recorded = []
-    model.sample_window(*_window_inputs(), guidance=guidance, on_step=recorded.append)
+    sample_window(model, *_window_inputs(), guidance=guidance, on_step=recorded.append)
     return recorded[0].guided_prediction[0, 0, 0].item(), model.talking_head_dit.batches[0]
 
 
@@ -99,9 +101,9 @@ def test_chaining_window_count_and_padding(frames, windows):
 def test_generate_returns_one_motion_per_frame_reproducibly(tiny_generator):
     audio = torch.randn(150, 2, 8)
     args = (audio, torch.randn(1, 63), torch.zeros(1, 1, 70))
-    first = tiny_generator.generate(*args, generator=torch.Generator().manual_seed(7))
-    again = tiny_generator.generate(*args, generator=torch.Generator().manual_seed(7))
-    other = tiny_generator.generate(*args, generator=torch.Generator().manual_seed(8))
+    first = generate_motion(tiny_generator, *args, rng=torch.Generator().manual_seed(7))
+    again = generate_motion(tiny_generator, *args, rng=torch.Generator().manual_seed(7))
+    other = generate_motion(tiny_generator, *args, rng=torch.Generator().manual_seed(8))
     assert first.shape == (150, 70) and first.dtype == torch.float32
     assert torch.equal(first, again)
     assert not torch.allclose(first, other)
@@ -110,9 +112,9 @@ def test_generate_returns_one_motion_per_frame_reproducibly(tiny_generator):
 def test_generate_conditions_each_window_on_frame_63_of_the_previous(tiny_generator):
     windows = {}
     audio = torch.randn(144, 2, 8)
-    tiny_generator.generate(audio, torch.randn(1, 63), torch.zeros(1, 1, 70),
-                            generator=torch.Generator().manual_seed(0),
-                            on_window=lambda i, record: windows.__setitem__(i, record))
+    generate_motion(tiny_generator, audio, torch.randn(1, 63), torch.zeros(1, 1, 70),
+                    rng=torch.Generator().manual_seed(0),
+                    on_window=lambda i, record: windows.__setitem__(i, record))
     assert sorted(windows) == [0, 1]
     assert torch.equal(windows[1]["prev_motion"], windows[0]["smoothed"][:, 63:64])
     assert torch.equal(windows[0]["audio"][0, :, 0], audio[:80])
@@ -121,17 +123,15 @@ def test_generate_conditions_each_window_on_frame_63_of_the_previous(tiny_genera
 
 def test_generate_rejects_empty_audio(tiny_generator):
     with pytest.raises(ValueError, match="no frames"):
-        tiny_generator.generate(torch.zeros(0, 2, 8), torch.zeros(1, 63), torch.zeros(1, 1, 70))
+        generate_motion(tiny_generator, torch.zeros(0, 2, 8), torch.zeros(1, 63), torch.zeros(1, 1, 70))
 
 
 @pytest.mark.parametrize("frames", [30, 80, 144, 150, 231])
 def test_streaming_equals_offline_generation(tiny_generator, frames):
-    from moda.generator.sampler import MotionStream
-
     audio = torch.randn(frames, 2, 8, generator=torch.Generator().manual_seed(frames))
     args = (torch.randn(1, 63, generator=torch.Generator().manual_seed(1)), torch.zeros(1, 1, 70))
-    offline = tiny_generator.generate(audio, *args, generator=torch.Generator().manual_seed(4))
-    stream = MotionStream(tiny_generator, *args, generator=torch.Generator().manual_seed(4))
+    offline = generate_motion(tiny_generator, audio, *args, rng=torch.Generator().manual_seed(4))
+    stream = MotionStream(tiny_generator, *args, rng=torch.Generator().manual_seed(4))
     pieces, start = [], 0
     for size in [7, 33, 1, 60, 25] * 20:
         if start >= frames:
@@ -143,8 +143,6 @@ def test_streaming_equals_offline_generation(tiny_generator, frames):
 
 
 def test_streaming_latency_is_one_window(tiny_generator):
-    from moda.generator.sampler import MotionStream
-
     stream = MotionStream(tiny_generator, torch.zeros(1, 63), torch.zeros(1, 1, 70))
     assert stream.push(torch.randn(79, 2, 8)).shape[0] == 0  # not a full window yet
     assert stream.push(torch.randn(1, 2, 8)).shape[0] == 63  # 80 frames in: 63 final frames out

@@ -71,33 +71,3 @@ def test_source_keypoints_from_extractor_output():
     expected = 1.5 * (info.kp @ ry.T + info.exp)
     expected[..., :2] += torch.tensor([0.1, -0.2])
     torch.testing.assert_close(source_keypoints(info), expected, atol=1e-5, rtol=1e-5)
-
-
-def _info(batch=1, seed=0, yaw=0.0):
-    g = torch.Generator().manual_seed(seed)
-    return KeypointInfo(kp=torch.randn(batch, 21, 3, generator=g), exp=0.02 * torch.randn(batch, 21, 3, generator=g),
-                        scale=1 + torch.rand(batch, 1, generator=g), t=0.1 * torch.randn(batch, 3, generator=g),
-                        pitch=torch.zeros(batch, 1), yaw=torch.full((batch, 1), yaw), roll=torch.zeros(batch, 1))
-
-
-def test_relative_animation_without_driving_motion_reproduces_the_source():
-    from moda.motion.keypoints import relative_driving_keypoints
-
-    source, first = _info(seed=1), _info(seed=2)
-    source.t[:, 2] = 0
-    torch.testing.assert_close(relative_driving_keypoints(source, first, first), source_keypoints(source),
-                               atol=1e-6, rtol=1e-5)
-
-
-def test_relative_animation_transfers_changes_since_the_first_frame():
-    from moda.motion.keypoints import relative_driving_keypoints
-
-    source, first = _info(seed=1), _info(seed=2)
-    driving = _info(seed=2, yaw=30.0)  # same face as `first`, turned by 30 degrees
-    driving.scale = first.scale * 1.1
-    driving.t = first.t + torch.tensor([[0.05, 0.0, 0.3]])
-    x_d = relative_driving_keypoints(source, driving, first)
-    moved = KeypointInfo(kp=source.kp, exp=source.exp, scale=source.scale * 1.1,
-                         t=source.t + torch.tensor([[0.05, 0.0, 0.0]]), pitch=source.pitch, yaw=source.yaw + 30.0,
-                         roll=source.roll)
-    torch.testing.assert_close(x_d, source_keypoints(moved), atol=1e-5, rtol=1e-5)

@@ -7,8 +7,8 @@ import pytest
 import soundfile
 from PIL import Image
 
-from moda.audio.io import load_audio
 from moda.face.landmarks import FaceMeshDetector
+from moda.media.audio import load_audio
 from moda.samples import sample_path, sample_portrait
 
 
@@ -125,17 +125,18 @@ def test_bad_input_is_a_one_line_error_without_output(tmp_path, case, message):
 
 
 def test_streaming_yields_the_same_frames_as_generate(tmp_path):
-    from moda import GenerateOptions, Pipeline
-
     import torch
 
+    from moda import GenerateOptions, Pipeline
     from moda.generator.sampler import Guidance
+    from moda.pipeline.backend import MotionRequest
 
     pipeline = Pipeline.default()
     backend = pipeline.backend
     speech = load_audio(sample_path("speech.wav"))[: 16000 * 4]
     subject = backend.prepare(sample_portrait(), "portrait")
-    motion = backend.motion(subject, speech, 8, Guidance(backend.default_cfg), torch.Generator().manual_seed(5))
+    request = MotionRequest(8, Guidance(backend.default_guidance), torch.Generator().manual_seed(5))
+    motion = backend.motion(subject, speech, request)
     offline = list(backend.frames(subject, motion))  # what `generate` encodes
     chunks = (speech[i : i + 4000] for i in range(0, len(speech), 4000))  # 0.25 s at a time
     streamed = list(pipeline.stream(sample_path("portrait.jpg"), chunks, GenerateOptions(seed=5)))

@@ -8,9 +8,8 @@ import torch
 from PIL import Image
 
 from moda.renderer.config import LivePortraitConfig
-from moda.renderer.liveportrait import LivePortraitRenderer
-from moda.renderer.loading import export_liveportrait
-from tests.media import portrait, write_blank_video, write_driving_video
+from moda.renderer.liveportrait import LivePortraitRenderer, export_liveportrait
+from tests.helpers import portrait, write_blank_video, write_driving_video
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,11 @@ from transformers import HubertConfig
 
 from moda.audio.hubert import HubertFrameEncoder
 from moda.generator.config import DiTConfig
-from moda.generator.sampler import MotionGenerator
+from moda.generator.model import MotionGenerator
 from moda.renderer.config import LivePortraitConfig
-from moda.renderer.liveportrait import LivePortraitRenderer
-from moda.renderer.loading import export_liveportrait
+from moda.renderer.liveportrait import LivePortraitRenderer, export_liveportrait
 from moda.samples import sample_path
-from tests.conftest import randomize
+from tests.helpers import randomize
 
 
 @pytest.fixture(scope="module")

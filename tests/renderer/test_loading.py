@@ -7,8 +7,8 @@ import torch
 
 from moda.errors import MoDAError
 from moda.renderer.config import LivePortraitConfig
-from moda.renderer.liveportrait import LivePortraitRenderer
-from moda.renderer.loading import BASE_MODEL_FILES, STITCHING_FILE, export_liveportrait, resolve_liveportrait
+from moda.renderer.liveportrait import LivePortraitRenderer, export_liveportrait
+from moda.renderer.loading import BASE_MODEL_FILES, STITCHING_FILE, resolve_liveportrait
 
 
 @pytest.fixture

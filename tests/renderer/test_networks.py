@@ -140,7 +140,13 @@ def test_optimized_inference_stays_close_to_fp32():
 
 
 def test_eye_and_lip_retargeting_offsets():
-    from moda.renderer.stitching import EYE_RETARGETING, LIP_RETARGETING, StitchingRetargetingNetwork, retarget_eyes, retarget_lip
+    from moda.renderer.stitching import (
+        EYE_RETARGETING,
+        LIP_RETARGETING,
+        StitchingRetargetingNetwork,
+        retarget_eyes,
+        retarget_lip,
+    )
 
     torch.manual_seed(0)
     eye, lip = StitchingRetargetingNetwork(EYE_RETARGETING), StitchingRetargetingNetwork(LIP_RETARGETING)

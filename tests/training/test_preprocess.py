@@ -8,11 +8,10 @@ import torch
 from moda.audio.logmel import LogMelExtractor
 from moda.errors import MoDAError
 from moda.renderer.config import LivePortraitConfig
-from moda.renderer.liveportrait import LivePortraitRenderer
-from moda.renderer.loading import export_liveportrait
-from moda.training.data import load_clip
+from moda.renderer.liveportrait import LivePortraitRenderer, export_liveportrait
+from moda.shards import load_clip
 from moda.training.preprocess import read_emotion_labels
-from tests.media import write_driving_video
+from tests.helpers import write_driving_video
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 from moda.errors import MoDAError
 from moda.generator.checkpoint import load_motion_generator
 from moda.generator.config import DiTConfig
+from moda.shards import Clip, save_clip
 from moda.training.config import TrainConfig
-from moda.training.data import Clip, save_clip
 
 MODEL = """
 [model]
@@ -113,10 +113,19 @@ def test_ddp_with_two_processes_on_gloo(tmp_path, shards):
 def test_config_errors_are_clear(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('shards = "x"\noutput = "y"\nlearning_rat = 1\n')
-    with pytest.raises(MoDAError, match="unknown training config keys \\['learning_rat'\\]"):
+    with pytest.raises(MoDAError, match="bad.toml: unknown key learning_rat; known keys: .*learning_rate"):
         TrainConfig.from_toml(bad)
     bad.write_text('shards = "x"\noutput = "y"\n[model]\nwidth = 3\n')
-    with pytest.raises(MoDAError, match="unknown keys \\['width'\\] in \\[model\\]"):
+    with pytest.raises(MoDAError, match="bad.toml: unknown key model.width"):
+        TrainConfig.from_toml(bad)
+    bad.write_text('shards = "x"\noutput = "y"\nsteps = "many"\n')
+    with pytest.raises(MoDAError, match="bad.toml: steps = 'many' must be of type int"):
+        TrainConfig.from_toml(bad)
+    bad.write_text('shards = "x"\noutput = "y"\ntimestep_distribution = "cosine"\n')
+    with pytest.raises(MoDAError, match="timestep_distribution = 'cosine' is not one of 'uniform', 'logit_normal'"):
+        TrainConfig.from_toml(bad)
+    bad.write_text('output = "y"\n')
+    with pytest.raises(MoDAError, match="bad.toml: missing key shards"):
         TrainConfig.from_toml(bad)
     bad.write_text("shards = \n")
     with pytest.raises(MoDAError, match="not valid TOML"):

@@ -43,7 +43,7 @@ class JobQueue:
     pipeline: Pipeline
     root: Path
     jobs: dict[str, Job] = field(default_factory=dict)
-    pending: "queue.Queue[Job]" = field(default_factory=queue.Queue)
+    pending: queue.Queue[Job] = field(default_factory=queue.Queue)
     order: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -89,12 +89,14 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, tuple[str
         b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
     if not message.is_multipart():
         raise ValueError("expected multipart/form-data")
-    files, fields = {}, {}
+    files: dict[str, tuple[str, bytes]] = {}
+    fields: dict[str, str] = {}
     for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True) or b""
+        name = str(part.get_param("name", header="content-disposition"))
+        payload = part.get_payload(decode=True)
+        payload = payload if isinstance(payload, bytes) else b""
         if part.get_filename() is not None:
-            files[name] = (part.get_filename(), payload)
+            files[name] = (str(part.get_filename()), payload)
         else:
             fields[name] = payload.decode("utf-8", "replace")
     return files, fields
@@ -126,7 +128,7 @@ def make_handler(jobs: JobQueue, max_upload_bytes: int) -> type[BaseHTTPRequestH
                 if len(parts) == 3:
                     return self._json(HTTPStatus.OK, {"id": job.id, "status": job.status, "error": job.error,
                                                       "position": jobs.position(job)})
-                if parts[3:] == ["video"] and job.status == "done":
+                if parts[3:] == ["video"] and job.status == "done" and job.video is not None:
                     return self._send(HTTPStatus.OK, job.video.read_bytes(), "video/mp4")
             self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
 
@@ -175,9 +177,9 @@ class Server:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         self.serving = True
         threading.Thread(target=self.httpd.serve_forever, daemon=True, name="moda-http").start()
         return self

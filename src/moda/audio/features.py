@@ -17,11 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import MoDAError
+from ..timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from .hubert import HubertFrameEncoder
-from .io import SAMPLE_RATE
 
-FPS = 25
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
 SAMPLES_PER_CONV_STEP = 320  # HuBERT's conv stack hop (50 Hz)
 
 
@@ -55,17 +53,22 @@ def pcm16_round_trip(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np
     return soundfile.read(buffer, dtype="float32")[0]
 
 
-@dataclass
+@dataclass(frozen=True)
 class PreparedSpeech:
     waveform: np.ndarray  # 16 kHz float32, speech followed by the silent tail
     silent_frames: int  # frames of appended silence (to be trimmed from the generated motion)
+
+
+def silent_tail_frames(silence_seconds: float = 2.0, sample_rate: int = SAMPLE_RATE) -> int:
+    """Video frames of the silent tail `prepare_speech` appends."""
+    return int(silence_seconds * sample_rate / SAMPLES_PER_FRAME)
 
 
 def prepare_speech(waveform: np.ndarray, silence_seconds: float = 2.0, sample_rate: int = SAMPLE_RATE) -> PreparedSpeech:
     """Pre-emphasis, then `silence_seconds` of zeros appended, then 16-bit quantisation."""
     silence = np.zeros(int(round(silence_seconds * sample_rate)), dtype=np.float32)
     padded = np.concatenate([preemphasis(waveform), silence])
-    silent_frames = int(silence_seconds * sample_rate / SAMPLES_PER_FRAME)
+    silent_frames = silent_tail_frames(silence_seconds, sample_rate)
     return PreparedSpeech(pcm16_round_trip(padded, sample_rate), silent_frames)
 
 

@@ -31,11 +31,11 @@ class HubertFrameEncoder(nn.Module):
         self.model = model.eval()
 
     @classmethod
-    def from_config(cls, config: HubertConfig) -> "HubertFrameEncoder":
+    def from_config(cls, config: HubertConfig) -> HubertFrameEncoder:
         return cls(HubertModel(config))
 
     @classmethod
-    def from_pretrained(cls, source: str | Path = HUBERT_HUB_ID, local_files_only: bool = False) -> "HubertFrameEncoder":
+    def from_pretrained(cls, source: str | Path = HUBERT_HUB_ID, local_files_only: bool = False) -> HubertFrameEncoder:
         """Load from a local directory or a hub id; offline without a copy, a clear error naming where to put it."""
         is_path = isinstance(source, Path) or Path(source).exists() or str(source).startswith((".", "/", "~"))
         if is_path and not Path(source).expanduser().is_dir():

@@ -13,9 +13,8 @@ import torch
 from transformers.audio_utils import mel_filter_bank, spectrogram, window_function
 
 from ..errors import MoDAError
-from .io import SAMPLE_RATE
+from ..timebase import FPS, SAMPLE_RATE
 
-FPS = 25
 PIECE_SECONDS = 30
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 from ..errors import MoDAError
 
@@ -31,8 +37,8 @@ def reenact(args: argparse.Namespace) -> int:
     import torch
 
     from ..devices import default_device
+    from ..media.video import check_output_path
     from ..pipeline.reenact import reenact as run_reenact
-    from ..pipeline.video import check_output_path
     from ..renderer.liveportrait import LivePortraitRenderer
     from ..renderer.loading import resolve_liveportrait
 
@@ -57,6 +63,7 @@ def preprocess(args: argparse.Namespace) -> int:
 
     device = default_device(args.device)
     labels = read_emotion_labels(args.emotions)
+    features: Callable[[np.ndarray], torch.Tensor]
     if args.audio_features == "logmel":
         from ..audio.logmel import LogMelExtractor
 
@@ -85,10 +92,9 @@ def synthesize_corpus(args: argparse.Namespace) -> int:
 def evaluate(args: argparse.Namespace) -> int:
     from ..evaluation.evaluate import evaluate as run_eval
     from ..evaluation.evaluate import write_report
+    from ..evaluation.feature_metrics import load_feature_network
     from ..generator.checkpoint import load_trained_generator
     from ..generator.sampler import Guidance
-
-    from ..evaluation.feature_metrics import load_feature_network
 
     generator, stats = load_trained_generator(args.generator)
     models = {name: load_feature_network(path, name.upper())
@@ -122,8 +128,8 @@ def train(args: argparse.Namespace) -> int:
 
 
 def generate(args: argparse.Namespace) -> int:
+    from ..media.video import check_output_path
     from ..pipeline.generate import GenerateOptions, Pipeline
-    from ..pipeline.video import check_output_path
 
     check_output_path(args.out, args.overwrite)  # before loading any model
     pipeline = Pipeline.from_weights(args.weights, args.device) if args.weights else Pipeline.default()

@@ -15,11 +15,16 @@ import torch
 from tqdm import tqdm
 
 from ..errors import MoDAError
-from ..generator.sampler import Guidance, MotionGenerator
+from ..generator.chaining import generate_motion
+from ..generator.model import MotionGenerator
+from ..generator.sampler import Guidance
 from ..motion.landmark_space import mouth_opening, neutral_prompt
 from ..motion.stats import MotionStats
-from ..training.data import load_clip, shard_paths, to_generator_space
+from ..motion.vector import clip_to_generator_space
+from ..shards import load_clip, shard_paths
+from ..timebase import FPS
 from .metrics import clip_metrics, pearson
+
 
 @dataclass
 class EvalResult:
@@ -41,7 +46,10 @@ def mouth_crops(frames: list[np.ndarray], renderer, size: int = 96) -> np.ndarra
                                 (size, size)) for f in frames])
 
 
-def feature_metrics(models: dict, renderer, rendered: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, float]:
+Rendered = tuple[list[np.ndarray], list[np.ndarray], np.ndarray]  # real frames, generated frames, mel
+
+
+def feature_metrics(models: dict, renderer, rendered: list[Rendered]) -> dict[str, float]:
     """FID / FVD over all frames and mean Sync-C / Sync-D per clip; rendered = [(real, generated, mel)]."""
     from . import feature_metrics as fm
 
@@ -65,7 +73,7 @@ def evaluate(generator: MotionGenerator, stats: MotionStats, heldout: str | Path
     """Metrics over held-out clips. `feature_models` ({"fid" | "fvd" | "sync": TorchScript}) with a
     LandmarkWarpRenderer add FID / FVD / Sync-C/D on frames rendered from ground-truth and generated motion."""
     paths = shard_paths(heldout)[:limit]
-    rendered = []
+    rendered: list[Rendered] = []
     clips = [load_clip(p) for p in paths]
     if any("mouth_open" not in c.extras for c in clips):
         raise MoDAError(f"held-out shards in {heldout} lack ground-truth mouth opening (extra.mouth_open)")
@@ -77,10 +85,10 @@ def evaluate(generator: MotionGenerator, stats: MotionStats, heldout: str | Path
         ref_kp = clip.ref_kp.reshape(1, 63)
         outputs = {}
         for name, audio in (("generated", clip.audio), ("shuffled", shuffled_audio)):
-            normalized = generator.generate(audio, ref_kp, neutral_prompt(stats), guidance=guidance,
-                                            generator=torch.Generator().manual_seed(seed + index))
+            normalized = generate_motion(generator, audio, ref_kp, neutral_prompt(stats), guidance=guidance,
+                                         rng=torch.Generator().manual_seed(seed + index))
             outputs[name] = stats.denormalize(normalized).numpy()
-        reference = to_generator_space(clip.motion, stats.mean_scale.item()).numpy()
+        reference = clip_to_generator_space(clip.motion, stats.mean_scale.item()).numpy()
         truth = clip.extras["mouth_open"].numpy()
         metrics = clip_metrics(outputs["generated"], reference, truth, clip.ref_kp.numpy())
         metrics["shuffled_audio_corr"] = pearson(mouth_opening(outputs["shuffled"]), truth)
@@ -111,7 +119,7 @@ def write_report(result: EvalResult, out: str | Path, metrics_log: str | Path | 
     written[0].write_text(json.dumps({"summary": result.summary, "per_clip": result.per_clip}, indent=2))
 
     figure, axes = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
-    t = np.arange(len(result.example["truth"])) / 25
+    t = np.arange(len(result.example["truth"])) / FPS
     scale = lambda x: (x - x.mean()) / (x.std() + 1e-8)  # noqa: E731
     axes[0].plot(t, scale(result.example["energy"]), color="0.6", label="audio (mean log-mel)")
     axes[0].legend(loc="upper right")

@@ -17,14 +17,13 @@ median distance minus that minimum (Chung & Zisserman's confidence).
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from ..errors import MoDAError
-
 
 FeatureNetwork = Callable[..., torch.Tensor]
 
@@ -92,5 +91,5 @@ def sync_scores(model: FeatureNetwork, mouths: np.ndarray, mel: np.ndarray, max_
     for offset in range(-max_offset, max_offset + 1):
         lo, hi = max(0, -offset), min(len(video_emb), len(audio_emb) - offset)
         distances.append(torch.nn.functional.pairwise_distance(video_emb[lo:hi], audio_emb[lo + offset : hi + offset]).mean())
-    distances = torch.stack(distances)
-    return float(distances.median() - distances.min()), float(distances.min())
+    by_offset = torch.stack(distances)
+    return float(by_offset.median() - by_offset.min()), float(by_offset.min())

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..motion.keypoints import rotation_matrix
+from ..motion.keypoints import LIP_ROWS, head_rotation, transform_keypoints
 from ..motion.landmark_space import mouth_opening
-from ..motion.keypoints import LIP_ROWS
+from ..motion.vector import ANGLES, EXPRESSION, HeadMotion
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -31,13 +31,10 @@ def best_lag(predicted: np.ndarray, reference: np.ndarray, max_lag: int = 10) ->
 
 
 def driven_keypoints(motion: np.ndarray, kp: np.ndarray) -> np.ndarray:
-    """(T, 21, 3) keypoints: scale * (kp @ R + exp) + t, for (T, 70) de-normalised motion."""
-    m = torch.from_numpy(motion).float()
-    rotation = rotation_matrix(m[:, 67], m[:, 68], m[:, 69])
-    exp = m[:, :63].reshape(-1, 21, 3)
-    x = m[:, 63:64, None] * (torch.from_numpy(kp).float().reshape(1, 21, 3) @ rotation + exp)
-    x[..., :2] += m[:, None, 64:66]
-    return x.numpy()
+    """(T, 21, 3) driven keypoints of (T, 70) de-normalised motion on canonical keypoints kp (63,)."""
+    m = HeadMotion.from_vector(torch.from_numpy(motion).float())
+    canonical = torch.from_numpy(kp).float().reshape(1, -1, 3)
+    return transform_keypoints(canonical, head_rotation(m), m.exp, m.scale, m.t).numpy()
 
 
 def jerk(trajectory: np.ndarray) -> float:
@@ -57,10 +54,10 @@ def clip_metrics(generated: np.ndarray, reference: np.ndarray, mouth_open: np.nd
         "lip_sync_corr_at_lag": lag_corr,
         "lmd_mouth": float(distance[:, LIP_ROWS].mean()),
         "lmd_face": float(distance.mean()),
-        "pose_std_deg": float(generated[:, 67:70].std(0).mean()),
-        "pose_std_deg_reference": float(reference[:, 67:70].std(0).mean()),
-        "expression_std": float(generated[:, :63].std(0).mean()),
-        "expression_std_reference": float(reference[:, :63].std(0).mean()),
+        "pose_std_deg": float(generated[:, ANGLES].std(0).mean()),
+        "pose_std_deg_reference": float(reference[:, ANGLES].std(0).mean()),
+        "expression_std": float(generated[:, EXPRESSION].std(0).mean()),
+        "expression_std_reference": float(reference[:, EXPRESSION].std(0).mean()),
         "jerk": jerk(gen_kp),
         "jerk_reference": jerk(ref_kp),
     }

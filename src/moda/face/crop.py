@@ -9,11 +9,14 @@ covers the forehead, so points above the eyebrows are left out of the box to kee
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .landmarks import EYEBROWS, Face
+from ..errors import MoDAError
+from ..media.video import read_frames
+from .landmarks import EYEBROWS, Face, FaceMeshDetector
 
 SOURCE_SCALE, SOURCE_VY = 2.3, -0.125
 DRIVING_SCALE, DRIVING_VY = 2.2, -0.1
@@ -96,3 +99,12 @@ class PasteBack:
         warped = cv2.warpAffine(rendered, self.c2o, (width, height), flags=cv2.INTER_LINEAR).astype(np.float32)
         blended = self.mask * warped + (1 - self.mask) * self.original
         return np.clip(blended + 0.5, 0, 255).astype(np.uint8)  # rounded (LivePortrait truncates)
+
+
+def average_driving_box(path: str | Path, detector: FaceMeshDetector) -> CropBox:
+    """One unrotated box for the whole driving video, the mean of the per-frame boxes."""
+    boxes = [face_box(faces[0], DRIVING_SCALE, DRIVING_VY, rotate=False)
+             for faces in (detector.detect(frame) for frame in read_frames(path)) if faces]
+    if not boxes:
+        raise MoDAError(f"no face found in any frame of {path}; give a driving video of a face")
+    return CropBox(np.mean([b.center for b in boxes], axis=0), float(np.mean([b.size for b in boxes])), 0.0)

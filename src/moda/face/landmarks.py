@@ -119,7 +119,7 @@ class FaceMeshDetector:
         self._detector.close()
         self._mesh.close()
 
-    def __enter__(self) -> "FaceMeshDetector":
+    def __enter__(self) -> FaceMeshDetector:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -30,11 +30,11 @@ class StreamNames:
     modulation: str
 
     @classmethod
-    def motion(cls) -> "StreamNames":
+    def motion(cls) -> StreamNames:
         return cls("qkv_xs", "xs_q_norm", "xs_k_norm", "xs_proj", "xs_mlp", "adaLN_modulation_xs")
 
     @classmethod
-    def context(cls, suffix: str = "") -> "StreamNames":
+    def context(cls, suffix: str = "") -> StreamNames:
         return cls(
             f"qkv_au{suffix}",
             f"au_q_norm{suffix}",
@@ -80,7 +80,9 @@ class JointAttention(nn.Module):
             q, k = getattr(self, names.q_norm)(q), getattr(self, names.k_norm)(k)
             if rope is not None:
                 q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-            queries.append(q), keys.append(k), values.append(v)
+            queries.append(q)
+            keys.append(k)
+            values.append(v)
         attended = merge_heads(
             F.scaled_dot_product_attention(torch.cat(queries, 2), torch.cat(keys, 2), torch.cat(values, 2))
         )

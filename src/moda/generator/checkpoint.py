@@ -22,11 +22,12 @@ from typing import Literal
 import torch
 from safetensors.torch import load_file
 
+from ..configs import from_mapping
 from ..errors import MoDAError
 from ..motion.stats import MotionStats
 from ..weights import read_state_dict
 from .config import MODA_BASE, DiTConfig
-from .sampler import MotionGenerator
+from .model import MotionGenerator
 
 NullAudioSource = Literal["auto", "released", "checkpoint", "zeros"]
 OPTIONAL_KEYS = ("scheduler.sigmas", "null_audio_feat", "null_motion_feat")
@@ -96,11 +97,22 @@ def load_motion_generator(
     return model.eval()
 
 
+def read_generator_config(path: str | Path) -> DiTConfig:
+    """The `{"model": {DiTConfig fields}}` file written beside a generator (strict: unknown keys are errors)."""
+    try:
+        values = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MoDAError(f"cannot read the generator config {path} ({exc}); it must be JSON") from exc
+    if not isinstance(values, dict) or not isinstance(values.get("model"), dict):
+        raise MoDAError(f"{path}: expected an object with a \"model\" table of DiTConfig fields")
+    return from_mapping(DiTConfig, values["model"], str(path))
+
+
 def load_trained_generator(folder: str | Path) -> tuple[MotionGenerator, MotionStats]:
     """A generator exported by `moda train` (generator.safetensors, generator.json, stats.safetensors)."""
     folder = Path(folder)
     missing = [n for n in ("generator.safetensors", "generator.json", "stats.safetensors") if not (folder / n).is_file()]
     if missing:
         raise MoDAError(f"{folder} is not a trained generator folder: missing {', '.join(missing)}")
-    config = DiTConfig(**json.loads((folder / "generator.json").read_text())["model"])
+    config = read_generator_config(folder / "generator.json")
     return load_motion_generator(folder / "generator.safetensors", config), MotionStats.load(folder / "stats.safetensors")

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-MOTION_DIM = 70  # 63 expression deltas (21x3), scale, tx, ty, tz, pitch, yaw, roll
-EXPRESSION_DIM = 63
-NUM_EMOTIONS = 8  # emotion ids 0..7; id 8 is the null (unconditional) class
-NULL_EMOTION = NUM_EMOTIONS
-# Our names for ids 0..7 (MEAD's eight emotions); the released model's own mapping is not documented.
-EMOTIONS = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
+from ..configs import from_mapping
+from ..emotion import NUM_EMOTIONS
+from ..motion.vector import EXPRESSION_DIM, MOTION_DIM
 
-
-def emotion_id(name: str | int | None) -> int:
-    """An emotion name or id (0..7) -> id; None -> the null class (no emotion conditioning)."""
-    from ..errors import MoDAError
-
-    if name is None:
-        return NULL_EMOTION
-    text = str(name).strip().lower()
-    if text.isdigit() and int(text) < NUM_EMOTIONS:
-        return int(text)
-    if text in EMOTIONS:
-        return EMOTIONS.index(text)
-    raise MoDAError(f"unknown emotion {name!r}; use one of {', '.join(EMOTIONS)} (or an id 0..7)")
+# Reference constructor arguments with no effect: the reference ignores `depth` (block counts are hard-wired)
+# and the embedder type, always uses RMS norms, and `exp_dim` / `head_dim` follow from other fields.
+REFERENCE_ONLY_KWARGS = ("depth", "audio_embedder_type", "norm_type", "qk_norm", "exp_dim", "head_dim")
 
 
 @dataclass(frozen=True)
@@ -69,14 +56,10 @@ class DiTConfig:
             raise ValueError(f"head dim {self.head_dim} must be even for rotary embeddings")
 
     @classmethod
-    def from_kwargs(cls, kwargs: dict[str, Any]) -> "DiTConfig":
-        """Build from reference constructor kwargs, dropping the ones the reference ignores.
-
-        `depth`, `audio_embedder_type`, `norm_type`, `qk_norm` and `exp_dim` are accepted for compatibility:
-        the reference ignores depth and the embedder type, and always uses RMS norms.
-        """
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in kwargs.items() if k in known})
+    def from_kwargs(cls, kwargs: dict[str, Any], where: str = "reference constructor arguments") -> DiTConfig:
+        """Build from reference constructor kwargs; the ones the reference ignores (REFERENCE_ONLY_KWARGS)
+        are dropped, every other key must be a field of this config."""
+        return from_mapping(cls, {k: v for k, v in kwargs.items() if k not in REFERENCE_ONLY_KWARGS}, where)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -55,12 +55,15 @@ class TalkingHeadDiT(nn.Module):
                 nn.init.zeros_(module.bias)
         nn.init.normal_(self.emo_embedder.embedding_table.weight, std=0.02)
         for embedder in (self.motion_embedder, self.identity_embedder, self.time_embedder):
-            nn.init.normal_(embedder.mlp[0].weight, std=0.02)
-            nn.init.normal_(embedder.mlp[2].weight, std=0.02)
+            for layer in embedder.mlp:  # Linear, SiLU, Linear
+                if isinstance(layer, nn.Linear):
+                    nn.init.normal_(layer.weight, std=0.02)
         for name, module in self.named_modules():
             if "adaLN_modulation" in name.rsplit(".", 1)[-1] and isinstance(module, nn.Sequential):
-                nn.init.zeros_(module[1].weight)
-                nn.init.zeros_(module[1].bias)
+                projection = module[1]  # SiLU, Linear
+                assert isinstance(projection, nn.Linear)
+                nn.init.zeros_(projection.weight)
+                nn.init.zeros_(projection.bias)
         nn.init.zeros_(self.final_layer.linear.weight)
         nn.init.zeros_(self.final_layer.linear.bias)
 

@@ -30,6 +30,8 @@ class FlowMatchingScheduler(nn.Module):
     `sigmas` is a registered buffer because the released checkpoint carries it as `scheduler.sigmas`.
     """
 
+    sigmas: torch.Tensor  # (1000,) buffer: k / 1000, k = 1..1000
+
     def __init__(self, num_train_timesteps: int = 1000, num_inference_steps: int = 10):
         super().__init__()
         self.num_train_timesteps = num_train_timesteps
@@ -70,7 +72,7 @@ class FlowMatchingScheduler(nn.Module):
     def sample_training_sigmas(
         self,
         batch: int,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
         distribution: Literal["uniform", "logit_normal"] = "uniform",
         device: torch.device | str = "cpu",
     ) -> torch.Tensor:
@@ -80,9 +82,9 @@ class FlowMatchingScheduler(nn.Module):
         sigma = sigmoid(N(0, 1)) as in SD3 and snaps it to the grid, which puts more weight on mid-range noise.
         """
         if distribution == "uniform":
-            index = torch.randint(0, self.num_train_timesteps, (batch,), generator=generator)
+            index = torch.randint(0, self.num_train_timesteps, (batch,), generator=rng)
         elif distribution == "logit_normal":
-            sigma = torch.sigmoid(torch.randn(batch, generator=generator))
+            sigma = torch.sigmoid(torch.randn(batch, generator=rng))
             index = (sigma * self.num_train_timesteps).long().clamp(0, self.num_train_timesteps - 1)
         else:
             raise ValueError(f"unknown timestep distribution {distribution!r}: use 'uniform' or 'logit_normal'")

@@ -83,7 +83,7 @@ class TimestepEmbedder(EmbedderMlp):
         return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return self.mlp(self.sinusoid(t).to(self.mlp[0].weight.dtype))
+        return self.mlp(self.sinusoid(t).to(next(self.mlp.parameters()).dtype))
 
 
 class LabelEmbedder(nn.Module):

@@ -7,9 +7,10 @@ from typing import Literal
 
 import torch
 
+from ..emotion import NULL_EMOTION
 from ..motion.keypoints import LIP_ROWS
-from .config import MOTION_DIM, NULL_EMOTION
-from .sampler import MotionGenerator
+from ..motion.vector import EXPRESSION, MOTION_DIM, POSE
+from .model import MotionGenerator
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,11 @@ class LossWeights:
 
     def per_dim(self) -> torch.Tensor:
         """(70,) weights: lip keypoint coordinates, the rest of the 63 expression dims, then the 7 pose dims."""
-        weights = torch.full((MOTION_DIM,), self.expression)
+        weights = torch.zeros(MOTION_DIM)
+        weights[EXPRESSION] = self.expression
         for row in LIP_ROWS:
             weights[3 * row : 3 * row + 3] = self.lip
-        weights[63:] = self.pose
+        weights[POSE] = self.pose
         return weights
 
 
@@ -56,7 +58,7 @@ class TrainingBatch:
     emo: torch.Tensor
     ref_kp: torch.Tensor
 
-    def to(self, device: torch.device) -> "TrainingBatch":
+    def to(self, device: torch.device) -> TrainingBatch:
         return TrainingBatch(*(t.to(device) for t in (self.motion, self.prev_motion, self.audio, self.emo, self.ref_kp)))
 
 
@@ -65,12 +67,12 @@ def drop_conditions(
     audio: torch.Tensor,
     emo: torch.Tensor,
     dropout: ConditionDropout,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Replace audio by `null_audio` (broadcast to its shape) and emotion by the null class, per sample."""
     batch = audio.shape[0]
-    drop_audio = (torch.rand(batch, generator=generator) < dropout.audio).to(audio.device)
-    drop_emo = (torch.rand(batch, generator=generator) < dropout.emotion).to(emo.device)
+    drop_audio = (torch.rand(batch, generator=rng) < dropout.audio).to(audio.device)
+    drop_emo = (torch.rand(batch, generator=rng) < dropout.emotion).to(emo.device)
     audio = torch.where(drop_audio.reshape(-1, 1, 1, 1, 1), null_audio.expand_as(audio), audio)
     emo = torch.where(drop_emo, torch.full_like(emo, NULL_EMOTION), emo)
     return audio, emo
@@ -80,7 +82,7 @@ def flow_matching_loss(
     model: MotionGenerator,
     batch: TrainingBatch,
     dropout: ConditionDropout = ConditionDropout(),
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
     weights: LossWeights = LossWeights(),
     timestep_distribution: Literal["uniform", "logit_normal"] = "uniform",
     null_audio: torch.Tensor | None = None,
@@ -88,15 +90,15 @@ def flow_matching_loss(
     """{"loss", "velocity", "smoothness"}: weighted velocity MSE (target noise - x0) plus, when weighted,
     the error of the frame-to-frame differences of the implied clean motion x0_hat = x_sigma - sigma * v.
 
-    Randomness (noise level, noise, dropout) comes from `generator` on the CPU, so a seeded generator makes a
+    Randomness (noise level, noise, dropout) comes from `rng` on the CPU, so a seeded `rng` makes a
     step reproducible. `null_audio` defaults to the model's buffer; training passes a learnable one.
     """
     x0 = batch.motion
-    sigma = model.scheduler.sample_training_sigmas(x0.shape[0], generator, timestep_distribution, x0.device)
-    noise = torch.randn(x0.shape, generator=generator).to(x0)
+    sigma = model.scheduler.sample_training_sigmas(x0.shape[0], rng, timestep_distribution, x0.device)
+    noise = torch.randn(x0.shape, generator=rng).to(x0)
     noisy = model.scheduler.noisy_sample(x0, noise, sigma)
     null = model.null_audio_feat if null_audio is None else null_audio
-    audio, emo = drop_conditions(null, batch.audio, batch.emo, dropout, generator)
+    audio, emo = drop_conditions(null, batch.audio, batch.emo, dropout, rng)
     frames = x0.shape[1]
     model_input = torch.cat([batch.prev_motion.expand(-1, frames, -1), noisy], dim=-1)
     audio_cond = batch.ref_kp.unsqueeze(1).expand(-1, frames, -1)

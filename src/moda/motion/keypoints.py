@@ -6,12 +6,13 @@ Keypoints are row vectors in normalised coordinates (x right, y down, z into the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-NUM_KEYPOINTS = 21
+from .vector import NUM_KEYPOINTS, HeadMotion
+
 POSE_BINS = 66
 LIP_ROWS = [6, 12, 14, 17, 19, 20]  # keypoint rows LivePortrait treats as the lips
 
@@ -36,25 +37,9 @@ def rotation_matrix(pitch: torch.Tensor, yaw: torch.Tensor, roll: torch.Tensor) 
     return rot.transpose(1, 2)
 
 
-@dataclass
-class HeadMotion:
-    """Expression and pose of a batch of frames: exp (B, 21, 3) deltas; scale (B, 1); t (B, 3);
-    pitch / yaw / roll (B, 1) in degrees."""
-
-    exp: torch.Tensor
-    scale: torch.Tensor
-    t: torch.Tensor
-    pitch: torch.Tensor
-    yaw: torch.Tensor
-    roll: torch.Tensor
-
-    @property
-    def rotation(self) -> torch.Tensor:
-        return rotation_matrix(self.pitch, self.yaw, self.roll)
-
-    def __getitem__(self, index: slice):
-        """The same fields for a slice of the batch."""
-        return type(self)(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+def head_rotation(motion: HeadMotion) -> torch.Tensor:
+    """(B, 3, 3) rotation of a batch of head poses."""
+    return rotation_matrix(motion.pitch, motion.yaw, motion.roll)
 
 
 @dataclass
@@ -65,7 +50,7 @@ class KeypointInfo(HeadMotion):
     kp: torch.Tensor = field(kw_only=True)
 
     @classmethod
-    def from_extractor(cls, raw: dict[str, torch.Tensor]) -> "KeypointInfo":
+    def from_extractor(cls, raw: dict[str, torch.Tensor]) -> KeypointInfo:
         """From the raw motion-extractor dict (pose as 66-bin logits, kp/exp as (B, 63))."""
         batch = raw["kp"].shape[0]
         return cls(
@@ -82,7 +67,10 @@ class KeypointInfo(HeadMotion):
 def transform_keypoints(
     kp: torch.Tensor, rotation: torch.Tensor, exp: torch.Tensor, scale: torch.Tensor, t: torch.Tensor
 ) -> torch.Tensor:
-    """x = scale * (kp @ R + exp), then x[..., :2] += t[:2]; tz is ignored. Shapes (B, 21, 3), (B, 3, 3), (B, 1), (B, 3)."""
+    """The keypoint transform x = scale * (kp @ R + exp) + (tx, ty, 0): tz is ignored.
+
+    Shapes (B, K, 3), (B, 3, 3), (B, K, 3), (B, 1), (B, 3); kp and exp may also be (1, K, 3) / (B, K, 3) to broadcast.
+    """
     x = (kp @ rotation + exp) * scale.reshape(-1, 1, 1)
     x[..., :2] += t[:, None, :2]
     return x
@@ -90,19 +78,4 @@ def transform_keypoints(
 
 def source_keypoints(info: KeypointInfo) -> torch.Tensor:
     """x_s: the source's implicit keypoints (B, 21, 3)."""
-    return transform_keypoints(info.kp, info.rotation, info.exp, info.scale, info.t)
-
-
-def relative_driving_keypoints(source: KeypointInfo, driving: KeypointInfo, first: KeypointInfo) -> torch.Tensor:
-    """LivePortrait's relative animation (image source, video driving, animation region "all").
-
-    The source moves by the driving video's change since its first frame:
-    R = (R_d R_d0^T) R_s, exp = exp_s + (exp_d - exp_d0), scale = scale_s * scale_d / scale_d0,
-    t = t_s + (t_d - t_d0) with tz = 0. driving: (N, ...) frames; source and first: batch 1. -> (N, 21, 3).
-    """
-    rotation = driving.rotation @ first.rotation.transpose(1, 2) @ source.rotation
-    exp = source.exp + (driving.exp - first.exp)
-    scale = source.scale * (driving.scale / first.scale)
-    t = source.t + (driving.t - first.t)
-    t[:, 2] = 0
-    return scale[:, :, None] * (source.kp @ rotation + exp) + t[:, None, :]
+    return transform_keypoints(info.kp, head_rotation(info), info.exp, info.scale, info.t)

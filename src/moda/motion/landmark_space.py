@@ -15,6 +15,7 @@ import torch
 
 from ..face.landmarks import Face
 from .stats import MotionStats
+from .vector import MOTION_DIM, SCALE, expression
 
 # row -> MediaPipe mesh index
 KEYPOINT_MESH_INDEX = [
@@ -52,7 +53,7 @@ class FaceFrame:
     kp: np.ndarray  # (21, 3) canonical keypoints in motion space (y down, z into the image)
 
     @classmethod
-    def from_face(cls, face: Face) -> "FaceFrame":
+    def from_face(cls, face: Face) -> FaceFrame:
         depth = face.depth if face.depth is not None else np.zeros(len(face.landmarks), np.float32)
         points = np.concatenate([face.landmarks, depth[:, None]], axis=1)[KEYPOINT_MESH_INDEX].astype(np.float64)
         center = points.mean(0)
@@ -66,12 +67,12 @@ class FaceFrame:
 
 def mouth_opening(motion: np.ndarray) -> np.ndarray:
     """Inner-lip gap per frame from (T, 70) motion: lower minus upper inner-lip expression offset, in y."""
-    exp = motion[:, :63].reshape(-1, 21, 3)
+    exp = expression(motion)
     return exp[:, LOWER_INNER_LIP, 1] - exp[:, UPPER_INNER_LIP, 1]
 
 
 def neutral_prompt(stats: MotionStats) -> torch.Tensor:
     """The portrait at rest as the motion prompt (1, 1, 70): no expression offset, mean scale, centred, frontal."""
-    motion = torch.zeros(1, 70)
-    motion[0, 63] = stats.mean_scale
-    return stats.normalize(motion).reshape(1, 1, 70)
+    motion = torch.zeros(1, MOTION_DIM)
+    motion[:, SCALE] = stats.mean_scale
+    return stats.normalize(motion).reshape(1, 1, MOTION_DIM)

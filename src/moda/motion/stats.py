@@ -8,10 +8,7 @@ from pathlib import Path
 import torch
 
 from ..weights import read_state_dict
-
-# tz has zero variance in the released statistics; every (de)normalisation adds this to std.
-STD_EPS = 1e-5
-SCALE_DIM = 63
+from .vector import SCALE, STD_EPS
 
 
 @dataclass
@@ -22,7 +19,7 @@ class MotionStats:
     std: torch.Tensor
 
     @classmethod
-    def load(cls, path: str | Path) -> "MotionStats":
+    def load(cls, path: str | Path) -> MotionStats:
         """From `mean.pt` of the release (a dict with `mean` and `std`) or a safetensors copy."""
         state = read_state_dict(path)
         return cls(mean=state["mean"].float(), std=state["std"].float())
@@ -35,4 +32,4 @@ class MotionStats:
 
     @property
     def mean_scale(self) -> torch.Tensor:
-        return self.mean[:, SCALE_DIM : SCALE_DIM + 1]
+        return self.mean[:, SCALE]

@@ -10,26 +10,18 @@ import torch
 from ..face.crop import SOURCE_SCALE, SOURCE_VY, PasteBack, crop_face, face_box
 from ..face.landmarks import FaceMeshDetector
 from ..motion.keypoints import KeypointInfo, source_keypoints
-from ..renderer.liveportrait import LivePortraitRenderer
+from ..renderer.liveportrait import LivePortraitRenderer, to_tensor
 
 
-def to_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
-    """uint8 (H, W, 3) images -> (B, 3, H, W) float in [0, 1]."""
-    return torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2).float() / 255
-
-
-def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    return (frames.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
-@dataclass
+@dataclass(frozen=True)
 class PreparedSource:
+    """A portrait ready for the LivePortrait renderer; computed once, never changed."""
+
     image: np.ndarray  # the portrait, (H, W, 3)
     features: torch.Tensor  # f_s
     info: KeypointInfo
     x_s: torch.Tensor  # (1, 21, 3)
     paste: PasteBack
-    rescale_ratio: torch.Tensor | None = None  # set when generated motion is mapped onto this face
 
 
 def prepare_source(image: np.ndarray, name: str, renderer: LivePortraitRenderer,

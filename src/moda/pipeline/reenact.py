@@ -8,44 +8,22 @@ rendered, pasted back into the portrait and written with the driving video's sou
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..audio.io import load_audio
-from ..errors import MoDAError
-from ..face.crop import DRIVING_SCALE, DRIVING_VY, CropBox, crop_face, face_box
-from ..face.image import limit_size, load_image
+from ..face.crop import average_driving_box, crop_face
 from ..face.landmarks import FaceMeshDetector
-from ..motion.keypoints import KeypointInfo, relative_driving_keypoints
-from ..renderer.liveportrait import LivePortraitRenderer
+from ..media.audio import load_audio
+from ..media.image import limit_size, load_image
+from ..media.video import Mp4Writer, batched, check_output_path, has_audio, read_frames, video_info
+from ..motion.keypoints import KeypointInfo
+from ..renderer.driving import relative_driving_keypoints
+from ..renderer.liveportrait import LivePortraitRenderer, to_tensor, to_uint8
 from ..renderer.stitching import stitch
-from .portrait import prepare_source, to_tensor, to_uint8
-from .video import Mp4Writer, check_output_path, has_audio, read_frames, video_info
+from .portrait import prepare_source
 
 AUDIO_RATE = 48000
-
-
-def average_driving_box(path: str | Path, detector: FaceMeshDetector) -> CropBox:
-    """One unrotated box for the whole driving video, the mean of the per-frame boxes."""
-    boxes = [face_box(faces[0], DRIVING_SCALE, DRIVING_VY, rotate=False)
-             for faces in (detector.detect(frame) for frame in read_frames(path)) if faces]
-    if not boxes:
-        raise MoDAError(f"no face found in any frame of {path}; give a driving video of a face")
-    return CropBox(np.mean([b.center for b in boxes], axis=0), float(np.mean([b.size for b in boxes])), 0.0)
-
-
-def batched(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
-    batch: list[np.ndarray] = []
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def reenact(source_path: str | Path, driving_path: str | Path, out_path: str | Path, renderer: LivePortraitRenderer,

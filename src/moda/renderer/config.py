@@ -7,9 +7,11 @@ width so every network runs in milliseconds in tests.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..configs import from_mapping
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class LivePortraitConfig:
     output_size: int = 512  # generator output (= the crop size)
 
     @classmethod
-    def tiny(cls) -> "LivePortraitConfig":
+    def tiny(cls) -> LivePortraitConfig:
         """Same structure, about 1/16 of the width and a 64 px input: for tests."""
         return cls(
             appearance=AppearanceConfig(block_expansion=8, max_features=32, reshape_channel=4, reshape_depth=8,
@@ -96,20 +98,30 @@ class LivePortraitConfig:
         Path(path).write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "LivePortraitConfig":
+    def from_model_params(cls, params: dict[str, Any], image_size: int = 256,
+                          where: str = "model_params") -> LivePortraitConfig:
+        """From the reference's `models.yaml` structure (`model_params`), as LivePortrait's code reads it.
+
+        `backbone: convnextv2_tiny` means depths (3, 3, 9, 3) / dims (96, 192, 384, 768); any other backbone
+        takes `depths` and `dims` from the entry. SPADE's hidden width (128) and its six middle blocks are
+        hard-coded in the reference; the generator output is image_size * upscale.
+        """
+        motion = dict(params["motion_extractor_params"])
+        if motion.pop("backbone", "convnextv2_tiny") == "convnextv2_tiny":
+            motion.update(depths=MotionExtractorConfig.depths, dims=MotionExtractorConfig.dims)
+        warping = dict(params["warping_module_params"])
+        warping["dense_motion"] = warping.pop("dense_motion_params")
+        spade = from_mapping(SpadeConfig, params["spade_generator_params"], where)
+        return cls(
+            appearance=from_mapping(AppearanceConfig, params["appearance_feature_extractor_params"], where),
+            motion=from_mapping(MotionExtractorConfig, motion, where),
+            warping=from_mapping(WarpingConfig, warping, where),
+            spade=spade,
+            image_size=image_size,
+            output_size=image_size * spade.upscale,
+        )
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> LivePortraitConfig:
         """Read a config written by `to_json` (a weights folder may carry one for non-released widths)."""
-        return _from_dict(cls, json.loads(Path(path).read_text()))
-
-
-def _from_dict(kind: type, values: dict[str, Any]) -> Any:
-    kwargs = {}
-    for f in fields(kind):
-        if f.name not in values:
-            continue
-        value = values[f.name]
-        if isinstance(value, dict):
-            value = _from_dict(f.default_factory().__class__, value)  # nested config dataclass
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[f.name] = value
-    return kind(**kwargs)
+        return from_mapping(cls, json.loads(Path(path).read_text()), str(path))

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from ..face.landmarks import Face
-from ..motion.keypoints import rotation_matrix
+from ..motion.keypoints import head_rotation, transform_keypoints
 from ..motion.landmark_space import LOWER_INNER_LIP, UPPER_INNER_LIP, FaceFrame
+from ..motion.vector import MOTION_DIM, NUM_KEYPOINTS, SCALE, HeadMotion
 
 # MediaPipe face-oval ring, and the inner-lip ring (upper arc from corner to corner, then the lower arc back).
 FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
@@ -69,7 +70,8 @@ class LandmarkWarpRenderer:
         oval = mesh[FACE_OVAL]
         center = oval.mean(0)
         self.head_points = (center + (oval - center) * HEAD_MARGIN).astype(np.float32)  # rigid with the pose
-        border = [(x, y) for x in (0, width / 2, width - 1) for y in (0, height / 2, height - 1) if (x, y) != (width / 2, height / 2)]
+        border = [(x, y) for x in (0, width / 2, width - 1) for y in (0, height / 2, height - 1)
+                  if (x, y) != (width / 2, height / 2)]
         self.border = np.array(border, dtype=np.float32)
         self.inner_upper = face.landmarks[INNER_UPPER].astype(np.float32)
         self.inner_lower = face.landmarks[INNER_LOWER].astype(np.float32)
@@ -78,22 +80,22 @@ class LandmarkWarpRenderer:
         self.grid = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
         self.grid_shape = ys.shape
         self.identity = np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1).astype(np.float32)
-        self.source_points = self._control_points(np.zeros((21, 3), np.float32), np.eye(3, dtype=np.float32), 1.0,
-                                                  np.zeros(3, np.float32))
+        # keypoints move with expression and pose, the head ring with the pose only
+        self.points = torch.from_numpy(np.concatenate([self.frame.kp, self.head_points]))[None]
+        rest = torch.zeros(1, MOTION_DIM)
+        rest[:, SCALE] = 1.0  # no expression offset, unit scale, centred, frontal
+        self.source_points = self._control_points(HeadMotion.from_vector(rest))
 
-    def _control_points(self, exp: np.ndarray, rotation: np.ndarray, scale: float, t: np.ndarray) -> np.ndarray:
+    def _control_points(self, motion: HeadMotion) -> np.ndarray:
         """Pixel positions of keypoints (expression + pose), head ring (pose only) and border (fixed)."""
-        keypoints = scale * (self.frame.kp @ rotation + exp) + t
-        head = scale * (self.head_points @ rotation) + t
-        return np.concatenate([self.frame.to_pixels(keypoints), self.frame.to_pixels(head), self.border])
+        exp = torch.cat([motion.exp, motion.exp.new_zeros(1, len(self.head_points), 3)], dim=1)
+        moved = transform_keypoints(self.points, head_rotation(motion), exp, motion.scale, motion.t)[0].numpy()
+        return np.concatenate([self.frame.to_pixels(moved[:NUM_KEYPOINTS]), self.frame.to_pixels(moved[NUM_KEYPOINTS:]),
+                               self.border])
 
     def render(self, motion: np.ndarray) -> np.ndarray:
         """One frame (H, W, 3) uint8 for a 70-d motion vector."""
-        exp = motion[:63].reshape(21, 3)
-        scale, t = float(motion[63]), np.array([motion[64], motion[65], 0.0], np.float32)
-        angles = [torch.tensor([float(a)]) for a in motion[67:70]]
-        rotation = rotation_matrix(*angles)[0].numpy()
-        driven = self._control_points(exp, rotation, scale, t)
+        driven = self._control_points(HeadMotion.from_vector(torch.from_numpy(np.asarray(motion, np.float32))[None]))
         backward = ThinPlateSpline(driven, self.source_points)
         height, width = self.image.shape[:2]
         displacement = (backward(self.grid) - self.grid).reshape(*self.grid_shape, 2).astype(np.float32)

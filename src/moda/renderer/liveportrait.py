@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..motion.keypoints import KeypointInfo
 from .appearance import AppearanceFeatureExtractor
 from .config import LivePortraitConfig
-from .loading import BASE_MODEL_FILES, CONFIG_FILE, load_into, read_base_model, read_stitching
+from .loading import (
+    BASE_MODEL_FILES,
+    CONFIG_FILE,
+    STITCHING_FILE,
+    STITCHING_SUBDICTS,
+    load_into,
+    read_base_model,
+    read_stitching,
+    unfold_spectral_norm,
+)
 from .motion_extractor import MotionExtractor
 from .spade_generator import SPADEDecoder
 from .stitching import EYE_RETARGETING, LIP_RETARGETING, STITCHING, StitchingRetargetingNetwork
 from .warping import WarpingNetwork
+
+
+def to_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """uint8 (H, W, 3) images -> (B, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2).float() / 255
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    return (frames.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 class LivePortraitRenderer(nn.Module):
@@ -38,7 +58,7 @@ class LivePortraitRenderer(nn.Module):
         self.channels_last = False
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, config: LivePortraitConfig | None = None) -> "LivePortraitRenderer":
+    def from_pretrained(cls, directory: str | Path, config: LivePortraitConfig | None = None) -> LivePortraitRenderer:
         """Load LivePortrait's released files from `directory` (the folder holding base_models/ and
         retargeting_models/). Without the stitching file, stitching is disabled, as in LivePortrait.
         The config is the released one unless given or found in the folder's renderer_config.json."""
@@ -61,11 +81,11 @@ class LivePortraitRenderer(nn.Module):
 
     def retargeting_networks(self) -> dict[str, nn.Module]:
         """The stitching / lip / eye MLPs (empty when stitching is disabled)."""
-        if self.stitching is None:
+        if self.stitching is None or self.lip_retargeting is None or self.eye_retargeting is None:
             return {}
         return {"stitching": self.stitching, "lip": self.lip_retargeting, "eye": self.eye_retargeting}
 
-    def optimize_for_inference(self, precision: torch.dtype = torch.bfloat16) -> "LivePortraitRenderer":
+    def optimize_for_inference(self, precision: torch.dtype = torch.bfloat16) -> LivePortraitRenderer:
         """Run F, W and G under autocast in `precision` and keep 2-D conv weights channels-last.
 
         bf16 suits CPUs with AMX / AVX512-BF16 and recent GPUs (fp16 is what LivePortrait uses on GPUs).
@@ -106,3 +126,21 @@ class LivePortraitRenderer(nn.Module):
             warped = self.warping_module(f_s.expand(batch, -1, -1, -1, -1), kp_source=x_s.expand(batch, -1, -1),
                                          kp_driving=x_d)
             return self.spade_generator(self.channels_layout(warped["out"])).float()
+
+
+def export_liveportrait(renderer: LivePortraitRenderer, directory: str | Path) -> Path:
+    """Write a renderer in LivePortrait's released file layout (and its config), loadable by `from_pretrained`."""
+    directory = Path(directory)
+    (directory / "base_models").mkdir(parents=True, exist_ok=True)
+    (directory / "retargeting_models").mkdir(parents=True, exist_ok=True)
+    for name, module in renderer.base_networks().items():
+        state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        if name == "spade":
+            state = unfold_spectral_norm(state, [k for k in state if re.search(r"\.conv_[01s]\.weight$", k)])
+        torch.save(state, directory / BASE_MODEL_FILES[name])
+    retargeting = renderer.retargeting_networks()
+    if retargeting:
+        torch.save({STITCHING_SUBDICTS[name]: {f"module.{k}": v for k, v in module.state_dict().items()}
+                    for name, module in retargeting.items()}, directory / STITCHING_FILE)
+    renderer.config.to_json(directory / CONFIG_FILE)
+    return directory

@@ -8,8 +8,8 @@ retargeting_models/stitching_retargeting_module.pth holds three sub-dicts (`reta
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -100,7 +100,7 @@ def read_stitching(directory: Path) -> dict[str, StateDict]:
     missing = [sub for sub in STITCHING_SUBDICTS.values() if sub not in checkpoint]
     if missing:
         raise MoDAError(f"{path} lacks the sub-dicts {missing}; is it LivePortrait's stitching_retargeting_module.pth?")
-    return {name: strip_ddp_prefix(checkpoint[sub]) for name, sub in STITCHING_SUBDICTS.items()}
+    return {name: strip_ddp_prefix(cast(StateDict, checkpoint[sub])) for name, sub in STITCHING_SUBDICTS.items()}
 
 
 def download_liveportrait(root: str | Path) -> Path:
@@ -124,21 +124,3 @@ def unfold_spectral_norm(state: StateDict, keys: list[str]) -> StateDict:
         w = matrix @ v
         unfolded.update({prefix + "weight_orig": weight, prefix + "weight_u": w / w.dot(w), prefix + "weight_v": v})
     return unfolded
-
-
-def export_liveportrait(renderer: nn.Module, directory: str | Path) -> Path:
-    """Write a renderer in LivePortrait's released file layout (and its config), loadable by `from_pretrained`."""
-    directory = Path(directory)
-    (directory / "base_models").mkdir(parents=True, exist_ok=True)
-    (directory / "retargeting_models").mkdir(parents=True, exist_ok=True)
-    for name, module in renderer.base_networks().items():
-        state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        if name == "spade":
-            state = unfold_spectral_norm(state, [k for k in state if re.search(r"\.conv_[01s]\.weight$", k)])
-        torch.save(state, directory / BASE_MODEL_FILES[name])
-    retargeting = renderer.retargeting_networks()
-    if retargeting:
-        torch.save({STITCHING_SUBDICTS[name]: {f"module.{k}": v for k, v in module.state_dict().items()}
-                    for name, module in retargeting.items()}, directory / STITCHING_FILE)
-    renderer.config.to_json(directory / CONFIG_FILE)
-    return directory

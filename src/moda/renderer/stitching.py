@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..motion.keypoints import NUM_KEYPOINTS
+from ..motion.vector import NUM_KEYPOINTS
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,11 @@ Example:
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..configs import from_mapping
 from ..errors import MoDAError
 from ..generator.config import DiTConfig
 from ..generator.objective import ConditionDropout, LossWeights
@@ -51,7 +52,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
 
     @classmethod
-    def from_toml(cls, path: str | Path, **overrides: Any) -> "TrainConfig":
+    def from_toml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise MoDAError(f"training config not found: {path}")
@@ -60,32 +61,7 @@ class TrainConfig:
         except tomllib.TOMLDecodeError as exc:
             raise MoDAError(f"{path} is not valid TOML: {exc}") from exc
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.from_dict(values)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        nested = {"model": DiTConfig, "loss": LossWeights, "dropout": ConditionDropout}
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise MoDAError(f"unknown training config keys {unknown}; known keys: {sorted(known)}")
-        missing = [k for k in ("shards", "output") if k not in values]
-        if missing:
-            raise MoDAError(f"training config needs {missing}")
-        kwargs = {}
-        for key, value in values.items():
-            if key in nested:
-                sub_known = {f.name for f in fields(nested[key])}
-                bad = sorted(set(value) - sub_known)
-                if bad:
-                    raise MoDAError(f"unknown keys {bad} in [{key}]; known: {sorted(sub_known)}")
-                value = nested[key](**value)
-            elif key == "betas":
-                value = tuple(value)
-            kwargs[key] = value
-        return cls(**kwargs)
+        return from_mapping(cls, values, str(path))
 
     def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         return asdict(self)

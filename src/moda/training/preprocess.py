@@ -9,34 +9,25 @@ Existing shards are skipped, so an interrupted run resumes; unreadable videos ar
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..audio.io import load_audio
+from ..emotion import NULL_EMOTION, emotion_id
 from ..errors import MoDAError
-from ..face.crop import crop_face
+from ..face.crop import average_driving_box, crop_face
 from ..face.landmarks import FaceMeshDetector
-from ..generator.config import NULL_EMOTION, emotion_id
-from ..motion.keypoints import KeypointInfo
-from ..pipeline.portrait import to_tensor
-from ..pipeline.reenact import average_driving_box, batched
-from ..pipeline.video import read_frames_at
-from ..renderer.liveportrait import LivePortraitRenderer
-from .data import SHARD_SUFFIX, Clip, save_clip
+from ..media.audio import load_audio
+from ..media.video import batched, read_frames_at
+from ..renderer.liveportrait import LivePortraitRenderer, to_tensor
+from ..shards import SHARD_SUFFIX, Clip, save_clip
+from ..timebase import FPS
 
-FPS = 25
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi"}
-
-
-def motion_vectors(info: KeypointInfo) -> torch.Tensor:
-    """(B, 70): expression (63), scale, tx, ty, tz, pitch, yaw, roll (degrees)."""
-    batch = info.exp.shape[0]
-    return torch.cat([info.exp.reshape(batch, -1), info.scale, info.t, info.pitch, info.yaw, info.roll], dim=1)
 
 
 def read_emotion_labels(path: str | Path | None) -> dict[str, int]:
@@ -66,13 +57,15 @@ def preprocess_video(video: Path, renderer: LivePortraitRenderer, detector: Face
     device = next(renderer.parameters()).device
     box = average_driving_box(video, detector)
     motions, first_kp = [], None
-    for frames in batched(read_frames_at(video, FPS), batch_size):
-        crops = [crop_face(f, box, renderer.config.output_size).resized(renderer.config.image_size) for f in frames]
+    for batch in batched(read_frames_at(video, FPS), batch_size):
+        crops = [crop_face(f, box, renderer.config.output_size).resized(renderer.config.image_size) for f in batch]
         info = renderer.keypoint_info(to_tensor(crops, device))
         first_kp = info.kp[0].reshape(-1).cpu() if first_kp is None else first_kp
-        motions.append(motion_vectors(info).cpu())
+        motions.append(info.to_vector().cpu())
     motion = torch.cat(motions)
     audio = audio_features(load_audio(video))
+    if first_kp is None:
+        raise MoDAError(f"{video} has no video frames")
     frames = min(motion.shape[0], audio.shape[0])
     return Clip(motion[:frames], audio[:frames], first_kp, emotion, video.name)
 

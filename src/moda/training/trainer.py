@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.distributed as dist
@@ -24,11 +25,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from ..errors import MoDAError
+from ..generator.model import MotionGenerator
 from ..generator.objective import TrainingBatch, flow_matching_loss
-from ..generator.sampler import MotionGenerator
 from ..motion.stats import MotionStats
+from ..shards import shard_paths
 from .config import TrainConfig
-from .data import WindowSampler, corpus_stats, shard_paths
+from .windows import WindowSampler, corpus_stats
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
@@ -62,7 +64,7 @@ class Distributed:
     device: torch.device
 
     @classmethod
-    def from_env(cls) -> "Distributed":
+    def from_env(cls) -> Distributed:
         """torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; a plain run is rank 0 of 1."""
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
         rank = int(os.environ.get("RANK", "0"))
@@ -91,7 +93,7 @@ class Distributed:
         return value.item()
 
 
-def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
+def step_rng(seed: int, step: int, rank: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step * 7_919 + rank * 104_729) % (2**63))
 
 
@@ -179,7 +181,8 @@ class Trainer:
         path = self.output / EXPORT
         handle, temporary = tempfile.mkstemp(dir=self.output, prefix=".generator.", suffix=".safetensors")
         os.close(handle)
-        save_file(self.ema.module.release_state(), temporary)
+        released = cast(TrainableGenerator, self.ema.module).release_state()
+        save_file(released, temporary)
         os.replace(temporary, path)
         _write_json_atomic(self.output / "generator.json", {"model": self.config.model.to_dict()})
         return path
@@ -213,7 +216,7 @@ class Trainer:
         autocast = torch.autocast(self.dist.device.type, dtype=torch.bfloat16, enabled=config.bf16)
         bar = tqdm(total=config.steps, initial=self.step, desc="train", unit="step", disable=not self.progress)
         while self.step < config.steps:
-            rng = step_generator(config.seed, self.step, self.dist.rank)
+            rng = step_rng(config.seed, self.step, self.dist.rank)
             batch = self.sampler.batch(config.batch_size, rng).to(self.dist.device)
             with autocast:
                 terms = self.network(batch, rng, config)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from moda.motion.landmark_space import mouth_opening
-from moda.training.data import load_clip, shard_paths
+from moda.shards import load_clip, shard_paths
 from moda.training.synthetic.motion import blink_curve, synthesize_motion
 from moda.training.synthetic.speech import Espeak, Phoneme
 from moda.training.synthetic.visemes import mouth_shapes, viseme_target

@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from ...audio.logmel import LogMelExtractor
-from ..data import SHARD_SUFFIX, Clip, save_clip
+from ...shards import SHARD_SUFFIX, Clip, save_clip
 from .motion import synthesize_motion
 from .speech import Espeak
 from .visemes import mouth_shapes

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...motion.vector import ANGLES, EXPRESSION, EXPRESSION_DIM, MOTION_DIM, NUM_KEYPOINTS, SCALE, TRANSLATION
+from ...timebase import FPS
+
 
 def expression_offsets(shapes: np.ndarray, blinks: np.ndarray, brows: np.ndarray, kp: np.ndarray) -> np.ndarray:
     """(T, 21, 3) expression offsets from mouth shapes (open, wide, round), eyelid closure and brow raise."""
     frames = shapes.shape[0]
     opened, wide, rounded = shapes[:, 0], shapes[:, 1] - 0.45, shapes[:, 2]
-    exp = np.zeros((frames, 21, 3), dtype=np.float32)
+    exp = np.zeros((frames, NUM_KEYPOINTS, 3), dtype=np.float32)
     exp[:, 20, 1] += 0.32 * opened  # lower inner lip drops
     exp[:, 17, 1] += 0.30 * opened
     exp[:, 5, 1] += 0.22 * opened  # the jaw follows
@@ -40,7 +43,7 @@ def smooth_noise(frames: int, rng: np.random.Generator, scale: float, smoothness
     return values
 
 
-def blink_curve(frames: int, rng: np.random.Generator, fps: int = 25, rate: float = 0.3) -> np.ndarray:
+def blink_curve(frames: int, rng: np.random.Generator, fps: int = FPS, rate: float = 0.3) -> np.ndarray:
     """Eyelid closure in [0, 1]: blinks at random (about `rate` per second), each ~200 ms."""
     closure = np.zeros(frames)
     t = rng.exponential(1 / rate)
@@ -63,5 +66,9 @@ def synthesize_motion(shapes: np.ndarray, energy: np.ndarray, kp: np.ndarray, rn
     roll = smooth_noise(frames, rng, 1.5, 60)
     scale = 1.0 + smooth_noise(frames, rng, 0.01, 80)
     tx, ty = smooth_noise(frames, rng, 0.02, 80), smooth_noise(frames, rng, 0.015, 80)
-    pose = np.stack([scale, tx, ty, np.zeros(frames), pitch, yaw, roll], axis=1)
-    return np.concatenate([exp.reshape(frames, 63), pose], axis=1).astype(np.float32)
+    motion = np.zeros((frames, MOTION_DIM), np.float32)
+    motion[:, EXPRESSION] = exp.reshape(frames, EXPRESSION_DIM)
+    motion[:, SCALE.start] = scale
+    motion[:, TRANSLATION.start : TRANSLATION.start + 2] = np.stack([tx, ty], axis=1)  # tz stays 0
+    motion[:, ANGLES] = np.stack([pitch, yaw, roll], axis=1)
+    return motion

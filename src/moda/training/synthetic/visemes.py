@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...timebase import FPS
 from .speech import Phoneme
 
-FPS = 25
 TIMELINE_RATE = 1000  # samples per second of the target timeline
 COARTICULATION_SIGMA = 0.035  # seconds
 

@@ -9,8 +9,7 @@ import numpy as np
 import soxr
 
 from ..errors import MoDAError
-
-SAMPLE_RATE = 16000
+from ..timebase import SAMPLE_RATE
 
 
 def _decode(path: Path) -> tuple[np.ndarray, int]:

@@ -28,13 +28,13 @@ def load_image(path: str | Path) -> np.ndarray:
                     raise MoDAError(
                         f"image {path} is {image.width}x{image.height}; give one under {MAX_PIXELS // 1_000_000} megapixels"
                     )
-                image = ImageOps.exif_transpose(image)
-                image.load()
+                oriented = ImageOps.exif_transpose(image)
+                oriented.load()
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise MoDAError(f"cannot read {path} as an image ({exc}); give a JPEG, PNG or WebP portrait") from exc
     except OSError as exc:
         raise MoDAError(f"image {path} is corrupt or truncated ({exc}); re-export it") from exc
-    return to_rgb(image, path)
+    return to_rgb(oriented, path)
 
 
 def to_rgb(image: Image.Image, name: str | Path = "image") -> np.ndarray:

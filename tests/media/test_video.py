@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from moda.errors import MoDAError
-from moda.pipeline.video import Mp4Writer, check_output_path, read_frames_at
+from moda.media.video import Mp4Writer, check_output_path, read_frames_at
 
 
 def write_counter(path, fps, seconds=2):

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from moda.errors import MoDAError
-from moda.face.image import limit_size, load_image
+from moda.media.image import limit_size, load_image
 
 
 def test_modes_are_converted_to_rgb(tmp_path):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from moda.audio.io import load_audio
 from moda.errors import MoDAError
-from tests.media import write_blank_video
+from moda.media.audio import load_audio
+from tests.helpers import write_blank_video
 
 
 def encode(path: Path, signal: np.ndarray, rate: int, codec: str, layout: str = "mono") -> Path:

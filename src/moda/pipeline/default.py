@@ -1,0 +1,73 @@
+"""The default backend: the tiny generator shipped in the package (log-mel audio, landmark motion space),
+rendered by the CPU warp renderer. Needs no download."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from importlib import resources
+
+import numpy as np
+import torch
+
+from ..audio.logmel import LogMelExtractor, StreamingLogMel
+from ..face.landmarks import FaceMeshDetector
+from ..generator.chaining import ChainingConfig, MotionStream, generate_motion
+from ..generator.checkpoint import load_trained_generator
+from ..generator.model import MotionGenerator
+from ..motion.landmark_space import neutral_prompt
+from ..motion.stats import MotionStats
+from ..renderer.landmark_warp import LandmarkWarpRenderer
+from ..timebase import SAMPLES_PER_FRAME
+from .backend import Capabilities, MotionRequest, WindowCallback
+
+
+class TinyBackend:
+    """Subjects are `LandmarkWarpRenderer`s (the portrait and its landmark frame); motion is de-normalised."""
+
+    # The shipped model's corpus has no emotion labels (every clip is the null class).
+    capabilities = Capabilities(streams=True, emotions=False)
+    default_guidance = 1.5
+
+    def __init__(self, generator: MotionGenerator, stats: MotionStats, chaining: ChainingConfig = ChainingConfig()):
+        self.generator, self.stats, self.chaining = generator, stats, chaining
+        self.features = LogMelExtractor()
+
+    @classmethod
+    def shipped(cls) -> TinyBackend:
+        with resources.as_file(resources.files("moda") / "assets" / "tiny") as folder:
+            return cls(*load_trained_generator(folder))
+
+    def prepare(self, image: np.ndarray, name: str) -> LandmarkWarpRenderer:
+        with FaceMeshDetector() as detector:
+            return LandmarkWarpRenderer(image, detector.largest(image, name))
+
+    def num_windows(self, num_samples: int) -> int:
+        return self.chaining.num_windows(num_samples // SAMPLES_PER_FRAME)
+
+    def _ref_kp(self, subject: LandmarkWarpRenderer) -> torch.Tensor:
+        return torch.from_numpy(subject.frame.kp.reshape(1, -1))
+
+    def motion(self, subject: LandmarkWarpRenderer, waveform: np.ndarray, request: MotionRequest,
+               on_window: WindowCallback | None = None) -> np.ndarray:
+        normalized = generate_motion(self.generator, self.features(waveform), self._ref_kp(subject),
+                                     neutral_prompt(self.stats), request.emotion, request.guidance, request.rng,
+                                     self.chaining, on_window)
+        return self.stats.denormalize(normalized).numpy()
+
+    def frames(self, subject: LandmarkWarpRenderer, motion: np.ndarray) -> Iterator[np.ndarray]:
+        for vector in motion:
+            yield subject.render(vector)
+
+    def stream(self, subject: LandmarkWarpRenderer, chunks: Iterable[np.ndarray],
+               request: MotionRequest) -> Iterator[np.ndarray]:
+        features = StreamingLogMel(self.features)
+        motion = MotionStream(self.generator, self._ref_kp(subject), neutral_prompt(self.stats), request.emotion,
+                              request.guidance, request.rng, self.chaining)
+        for chunk in chunks:
+            frames = features.push(chunk)
+            if len(frames):
+                yield from self.frames(subject, self.stats.denormalize(motion.push(frames)).numpy())
+        tail = features.finish()
+        if len(tail):
+            motion.push(tail)
+        yield from self.frames(subject, self.stats.denormalize(motion.finish()).numpy())
