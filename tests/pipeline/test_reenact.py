@@ -60,3 +60,44 @@ def test_driving_video_without_a_face_fails_cleanly(assets):
                "--weights", str(assets / "weights"))
     assert run.returncode == 2 and "no face found in any frame" in run.stderr
     assert not out.exists() and not list(assets.glob(".never*"))
+
+
+def test_lip_and_eye_ratios_retarget_the_rendered_face(assets):
+    """--lip-ratio / --eye-ratio drive the retargeting networks; the video changes, inside the face only."""
+    videos = {}
+    for name, extra in (("plain", []), ("retargeted", ["--lip-ratio", "0.45", "--eye-ratio", "0.05"])):
+        out = assets / f"{name}.mp4"
+        run = moda("reenact", "--source", str(assets / "source.png"), "--driving", str(assets / "driving.mp4"),
+                   "--out", str(out), "--weights", str(assets / "weights"), "--quiet", *extra)
+        assert run.returncode == 0, run.stderr
+        with av.open(str(out)) as container:
+            videos[name] = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)]).astype(int)
+    difference = np.abs(videos["plain"] - videos["retargeted"])
+    face, background = difference[:, 100:200, 180:280].mean(), difference[:, -60:, :60].mean()
+    assert face > 1 and face > 5 * background, (face, background)  # only the face is re-rendered differently
+
+
+def test_retargeting_offsets_are_the_retargeting_networks_outputs(assets):
+    from moda.face.landmarks import FaceMeshDetector
+    from moda.pipeline.portrait import prepare_source
+    from moda.pipeline.reenact import Retargeting, retargeting_offsets
+    from moda.renderer.stitching import retarget_eyes, retarget_lip
+
+    renderer = LivePortraitRenderer.from_pretrained(assets / "weights")
+    with FaceMeshDetector() as detector:
+        source = prepare_source(portrait(), "portrait", renderer, detector)
+    nets = renderer.retargeting_networks()
+    with torch.no_grad():
+        lip = retarget_lip(nets["lip"], source.x_s, torch.tensor([[source.face.lip_ratio(), 0.45]]))
+        left, right = source.face.eye_ratios()
+        eyes = retarget_eyes(nets["eye"], source.x_s, torch.tensor([[left, right, 0.05]]))
+    offsets = retargeting_offsets(renderer, source, Retargeting(lip_ratio=0.45))
+    torch.testing.assert_close(offsets, lip)
+    offsets = retargeting_offsets(renderer, source, Retargeting(normalize_lip=False, lip_ratio=0.45, eye_ratio=0.05))
+    torch.testing.assert_close(offsets, lip + eyes)
+
+
+def test_an_out_of_range_ratio_is_a_one_line_error(assets):
+    run = moda("reenact", "--source", str(assets / "source.png"), "--driving", str(assets / "driving.mp4"),
+               "--out", str(assets / "bad.mp4"), "--weights", str(assets / "weights"), "--lip-ratio", "3")
+    assert run.returncode == 2 and "--lip-ratio 3.0 is out of range" in run.stderr and run.stderr.count("\n") == 1

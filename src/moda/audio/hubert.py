@@ -16,8 +16,7 @@ from torch import nn
 from transformers import HubertConfig, HubertModel
 
 from ..errors import WeightsNotFoundError
-
-HUBERT_HUB_ID = "TencentGameMate/chinese-hubert-base"
+from ..hub import HUBERT_HUB_ID
 
 
 class HubertFrameEncoder(nn.Module):

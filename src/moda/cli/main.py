@@ -9,9 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..hub import HUBERT_HUB_ID, MODA_HUB_REPO
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
+
+    from ..renderer.liveportrait import LivePortraitRenderer
 
 from ..errors import MoDAError
 
@@ -38,26 +42,34 @@ def reenact(args: argparse.Namespace) -> int:
 
     from ..devices import default_device
     from ..media.video import check_output_path
+    from ..pipeline.reenact import Retargeting
     from ..pipeline.reenact import reenact as run_reenact
-    from ..renderer.liveportrait import LivePortraitRenderer
-    from ..renderer.loading import resolve_liveportrait
 
     check_output_path(args.out, args.overwrite)  # before loading anything heavy
+    retargeting = Retargeting(not args.no_normalize_lip, args.eye_ratio, args.lip_ratio)
     device = default_device(args.device)
-    renderer = LivePortraitRenderer.from_pretrained(resolve_liveportrait(args.weights)).to(device)
+    renderer = load_liveportrait(args.weights).to(device)
     if args.precision == "bf16":
         renderer.optimize_for_inference(torch.bfloat16)
     out = run_reenact(args.source, args.driving, args.out, renderer, overwrite=args.overwrite,
                       batch_size=args.batch_size, driving_multiplier=args.driving_multiplier,
-                      progress=not args.quiet)
+                      retargeting=retargeting, progress=not args.quiet)
     print(f"wrote {out}")
     return 0
 
 
-def preprocess(args: argparse.Namespace) -> int:
-    from ..devices import default_device
+def load_liveportrait(weights: str | None) -> LivePortraitRenderer:
+    """LivePortrait from a weights folder in any accepted layout, or from the download cache."""
+    from ..pipeline.weights import liveportrait_folder
     from ..renderer.liveportrait import LivePortraitRenderer
     from ..renderer.loading import resolve_liveportrait
+
+    folder = resolve_liveportrait(liveportrait_folder(weights) if weights else None)
+    return LivePortraitRenderer.from_pretrained(folder)
+
+
+def preprocess(args: argparse.Namespace) -> int:
+    from ..devices import default_device
     from ..training.preprocess import preprocess as run_preprocess
     from ..training.preprocess import read_emotion_labels
 
@@ -70,10 +82,10 @@ def preprocess(args: argparse.Namespace) -> int:
         features = LogMelExtractor()
     else:
         from ..audio.features import AudioFeatureExtractor
-        from ..audio.hubert import HUBERT_HUB_ID, HubertFrameEncoder
+        from ..audio.hubert import HubertFrameEncoder
 
         features = AudioFeatureExtractor(HubertFrameEncoder.from_pretrained(args.hubert or HUBERT_HUB_ID).to(device))
-    renderer = LivePortraitRenderer.from_pretrained(resolve_liveportrait(args.weights)).to(device)
+    renderer = load_liveportrait(args.weights).to(device)
     report = run_preprocess(args.videos, args.out, renderer, features, labels, progress=not args.quiet)
     for video, reason in report.failed.items():
         print(f"skipped {video.name}: {reason}", file=sys.stderr)
@@ -140,7 +152,7 @@ def generate(args: argparse.Namespace) -> int:
 
 
 def download(args: argparse.Namespace) -> int:
-    from ..pipeline.released import download_released
+    from ..pipeline.weights import download_released
 
     folder = download_released(args.out, args.moda_repo)
     print(f"weights in {folder}; use: moda generate --weights {folder} ...")
@@ -199,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     fetch = commands.add_parser("download", help="fetch the released MoDA, HuBERT and LivePortrait weights")
     fetch.add_argument("--out", required=True, help="weights folder (then: moda generate --weights FOLDER)")
-    fetch.add_argument("--moda-repo", default="lixinyyang/MoDA", help="hub repository holding net-200.pth and mean.pt")
+    fetch.add_argument("--moda-repo", default=MODA_HUB_REPO,
+                       help=f"the authors' hub repository (default {MODA_HUB_REPO}, cloned as pretrained_weights/)")
     fetch.set_defaults(run=download)
 
     reenactment = commands.add_parser(
@@ -208,13 +221,18 @@ def build_parser() -> argparse.ArgumentParser:
     reenactment.add_argument("--source", required=True, help="portrait image (jpg, png, webp, ...)")
     reenactment.add_argument("--driving", required=True, help="driving video of a face; its sound is kept")
     reenactment.add_argument("--out", required=True, help="output .mp4 (H.264 + AAC)")
-    reenactment.add_argument("--weights", help="folder with LivePortrait's base_models/ and retargeting_models/ "
+    reenactment.add_argument("--weights", help="the released weights folder (pretrained_weights/), or one holding "
+                             "LivePortrait's base_models/ and retargeting_models/ "
                              "(default: downloaded to ~/.cache/moda/weights/liveportrait)")
     reenactment.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     reenactment.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                              help="renderer compute precision; bf16 is ~2-3x faster on CPUs with AMX and on GPUs")
     reenactment.add_argument("--batch-size", type=int, default=8)
     reenactment.add_argument("--driving-multiplier", type=float, default=1.0, help="scale of the transferred motion")
+    reenactment.add_argument("--eye-ratio", type=float, help="hold the eyes at this open ratio (0 closed, ~0.4 wide)")
+    reenactment.add_argument("--lip-ratio", type=float, help="hold the mouth at this open ratio (0 closed, ~0.4 wide)")
+    reenactment.add_argument("--no-normalize-lip", action="store_true",
+                             help="keep the source's own mouth opening (LivePortrait closes an open one first)")
     reenactment.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     reenactment.add_argument("--quiet", action="store_true", help="no progress bar")
     reenactment.set_defaults(run=reenact)

@@ -41,7 +41,11 @@ class FixtureResult:
     def worst(self) -> tuple[str, float, float]:
         if not self.errors:
             return ("-", 0.0, 0.0)
-        label = max(self.errors, key=lambda k: self.errors[k][0])
+        def closeness(label: str) -> float:  # error as a share of its tolerance
+            err, tol = self.errors[label]
+            return err / tol if tol > 0 else (float("inf") if err > 0 else 0.0)
+
+        label = max(self.errors, key=lambda k: (closeness(k), self.errors[k][0]))
         return (label, *self.errors[label])
 
     def summary(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import moda
+from . import liveportrait, moda
 from .core import FixtureResult, read_json
 
 
@@ -18,7 +18,7 @@ def run_fixture(meta_path: Path) -> FixtureResult | None:
     """Check one fixture; None when the JSON is not a fixture this project knows."""
     meta = read_json(meta_path)
     try:
-        for family in (moda,):
+        for family in (moda, liveportrait):
             result = family.run_fixture(meta_path, meta)
             if result is not None:
                 return result

@@ -14,10 +14,32 @@ LEFT_EYE = [33, 133, 159, 145]  # outer corner, inner corner, upper and lower li
 RIGHT_EYE = [263, 362, 386, 374]
 MOUTH_CORNERS = [61, 291]
 EYEBROWS = [70, 63, 105, 66, 107, 336, 296, 334, 293, 300]
-# Eye and lip openings for LivePortrait-style retargeting ratios.
-LEFT_EYE_LIDS, LEFT_EYE_CORNERS = (159, 145), (33, 133)
-RIGHT_EYE_LIDS, RIGHT_EYE_CORNERS = (386, 374), (263, 362)
-INNER_LIPS, OUTER_MOUTH_CORNERS = (13, 14), (61, 291)
+
+
+@dataclass(frozen=True)
+class OpeningLayout:
+    """Where a landmark set keeps the points of LivePortrait's eye- and lip-close ratios (index pairs)."""
+
+    left_lids: tuple[int, int]
+    left_corners: tuple[int, int]
+    right_lids: tuple[int, int]
+    right_corners: tuple[int, int]
+    inner_lips: tuple[int, int]
+    mouth_corners: tuple[int, int]
+
+    def eye_ratios(self, points: np.ndarray) -> np.ndarray:
+        """(..., N, 2) landmarks -> (..., 2): lid distance over eye width, left and right."""
+        return np.stack([_ratio(points, self.left_lids, self.left_corners),
+                         _ratio(points, self.right_lids, self.right_corners)], axis=-1)
+
+    def lip_ratio(self, points: np.ndarray) -> np.ndarray:
+        """(..., N, 2) landmarks -> (..., 1): inner-lip opening over mouth width."""
+        return _ratio(points, self.inner_lips, self.mouth_corners)[..., None]
+
+
+MEDIAPIPE_OPENINGS = OpeningLayout((159, 145), (33, 133), (386, 374), (263, 362), (13, 14), (61, 291))
+# LivePortrait's 203-point landmark model (the points its calc_eye_close_ratio / calc_lip_close_ratio read).
+LIVEPORTRAIT_203_OPENINGS = OpeningLayout((6, 18), (0, 12), (30, 42), (24, 36), (90, 102), (48, 66))
 
 
 class NoFaceError(MoDAError):
@@ -49,17 +71,18 @@ class Face:
 
     def eye_ratios(self) -> tuple[float, float]:
         """Lid distance over eye width, left and right (LivePortrait's eye-close ratio)."""
-        return tuple(_ratio(self.landmarks, lids, corners)  # type: ignore[return-value]
-                     for lids, corners in ((LEFT_EYE_LIDS, LEFT_EYE_CORNERS), (RIGHT_EYE_LIDS, RIGHT_EYE_CORNERS)))
+        left, right = MEDIAPIPE_OPENINGS.eye_ratios(self.landmarks)
+        return float(left), float(right)
 
     def lip_ratio(self) -> float:
         """Inner-lip opening over mouth width (LivePortrait's lip-close ratio)."""
-        return _ratio(self.landmarks, INNER_LIPS, OUTER_MOUTH_CORNERS)
+        return float(MEDIAPIPE_OPENINGS.lip_ratio(self.landmarks)[0])
 
 
-def _ratio(points: np.ndarray, opening: tuple[int, int], width: tuple[int, int]) -> float:
-    return float(np.linalg.norm(points[opening[0]] - points[opening[1]])
-                 / (np.linalg.norm(points[width[0]] - points[width[1]]) + 1e-6))
+def _ratio(points: np.ndarray, opening: tuple[int, int], width: tuple[int, int]) -> np.ndarray:
+    """|p[a] - p[b]| / (|p[c] - p[d]| + 1e-6) over (..., N, 2) landmarks."""
+    gap = np.linalg.norm(points[..., opening[0], :] - points[..., opening[1], :], axis=-1)
+    return gap / (np.linalg.norm(points[..., width[0], :] - points[..., width[1], :], axis=-1) + 1e-6)
 
 
 class FaceMeshDetector:

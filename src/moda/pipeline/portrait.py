@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..face.crop import SOURCE_SCALE, SOURCE_VY, PasteBack, crop_face, face_box
-from ..face.landmarks import FaceMeshDetector
+from ..face.landmarks import Face, FaceMeshDetector
 from ..motion.keypoints import KeypointInfo, source_keypoints
 from ..renderer.liveportrait import LivePortraitRenderer, to_tensor
 
@@ -22,6 +22,7 @@ class PreparedSource:
     info: KeypointInfo
     x_s: torch.Tensor  # (1, 21, 3)
     paste: PasteBack
+    face: Face  # the portrait's landmarks (eye- and lip-open ratios for retargeting)
 
 
 def prepare_source(image: np.ndarray, name: str, renderer: LivePortraitRenderer,
@@ -30,7 +31,7 @@ def prepare_source(image: np.ndarray, name: str, renderer: LivePortraitRenderer,
     device = next(renderer.parameters()).device
     face = detector.largest(image, name)
     crop = crop_face(image, face_box(face, SOURCE_SCALE, SOURCE_VY), renderer.config.output_size)
-    network_input = to_tensor([crop.resized(renderer.config.image_size)], device)
+    network_input = to_tensor([crop.network_input(renderer.config.image_size)], device)
     info = renderer.keypoint_info(network_input)
     return PreparedSource(image, renderer.source_features(network_input), info, source_keypoints(info),
-                          PasteBack(image, crop))
+                          PasteBack(image, crop), face)

@@ -7,49 +7,115 @@ rendered, pasted back into the portrait and written with the driving video's sou
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from ..errors import MoDAError
 from ..face.crop import average_driving_box, crop_face
 from ..face.landmarks import FaceMeshDetector
 from ..media.audio import load_audio
 from ..media.image import limit_size, load_image
 from ..media.video import Mp4Writer, batched, check_output_path, has_audio, read_frames, video_info
 from ..motion.keypoints import KeypointInfo
-from ..renderer.driving import relative_driving_keypoints
+from ..renderer.driving import (
+    eye_retargeting_input,
+    lip_normalization,
+    lip_retargeting_input,
+    relative_driving_keypoints,
+)
 from ..renderer.liveportrait import LivePortraitRenderer, to_tensor, to_uint8
-from ..renderer.stitching import stitch
-from .portrait import prepare_source
+from ..renderer.stitching import retarget_eyes, retarget_lip, stitch
+from .portrait import PreparedSource, prepare_source
 
 AUDIO_RATE = 48000
 
 
+@dataclass(frozen=True)
+class Retargeting:
+    """LivePortrait's eye and lip controls for reenactment.
+
+    normalize_lip: close the source's mouth before animation (LivePortrait's default; only when the source
+    lip ratio is >= 0.03 and no lip target is set). eye_ratio / lip_ratio: a target eye- or lip-open ratio
+    (lid gap or inner-lip gap over the eye or mouth width; 0 closed, about 0.3-0.5 wide open) held in every
+    frame through the retargeting networks.
+    """
+
+    normalize_lip: bool = True
+    eye_ratio: float | None = None
+    lip_ratio: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("eye_ratio", "lip_ratio"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                raise MoDAError(f"--{name.replace('_', '-')} {value} is out of range; give a ratio in [0, 1] "
+                                "(0 closed, about 0.4 wide open)")
+
+
+def retargeting_offsets(renderer: LivePortraitRenderer, source: PreparedSource, retargeting: Retargeting
+                        ) -> torch.Tensor | None:
+    """The keypoint offset (1, 21, 3) added to every stitched frame, or None."""
+    nets = renderer.retargeting_networks()
+    if not nets:
+        if retargeting.eye_ratio is not None or retargeting.lip_ratio is not None:
+            raise MoDAError("eye / lip retargeting needs LivePortrait's stitching_retargeting_module.pth in the "
+                            "weights folder")
+        return None
+    x_s = source.x_s
+    offsets = torch.zeros_like(x_s)
+    with torch.no_grad():
+        if retargeting.lip_ratio is not None:
+            ratios = lip_retargeting_input(torch.tensor([[source.face.lip_ratio()]]),
+                                           torch.tensor([[retargeting.lip_ratio]]))
+            offsets += retarget_lip(nets["lip"], x_s, ratios.to(x_s))
+        elif retargeting.normalize_lip:
+            normalization = lip_normalization(nets["lip"], x_s, source.face.lip_ratio())
+            if normalization is not None:
+                offsets += normalization
+        if retargeting.eye_ratio is not None:
+            eyes = torch.tensor([source.face.eye_ratios()])
+            ratios = eye_retargeting_input(eyes, torch.full((1, 2), retargeting.eye_ratio))
+            offsets += retarget_eyes(nets["eye"], x_s, ratios.to(x_s))
+    return offsets
+
+
+def reenactment_keypoints(renderer: LivePortraitRenderer, source: PreparedSource, driving: KeypointInfo,
+                          first: KeypointInfo, offsets: torch.Tensor | None, driving_multiplier: float = 1.0
+                          ) -> torch.Tensor:
+    """Driving keypoints (N, 21, 3) for the renderer: relative motion, stitched, retargeted, scaled."""
+    x_d = relative_driving_keypoints(source.info, driving, first)
+    if renderer.stitching is not None:
+        with torch.no_grad():
+            x_d = stitch(renderer.stitching, source.x_s.expand_as(x_d), x_d)
+    if offsets is not None:
+        x_d = x_d + offsets
+    return source.x_s + (x_d - source.x_s) * driving_multiplier
+
+
 def reenact(source_path: str | Path, driving_path: str | Path, out_path: str | Path, renderer: LivePortraitRenderer,
             overwrite: bool = False, batch_size: int = 8, driving_multiplier: float = 1.0,
-            progress: bool = True) -> Path:
+            retargeting: Retargeting = Retargeting(), progress: bool = True) -> Path:
     out_path = check_output_path(out_path, overwrite)
     device = next(renderer.parameters()).device
     fps, frame_count = video_info(driving_path)
     with FaceMeshDetector() as detector:
         source = prepare_source(limit_size(load_image(source_path)), str(source_path), renderer, detector)
         box = average_driving_box(driving_path, detector)
+    offsets = retargeting_offsets(renderer, source, retargeting)
     height, width = source.image.shape[:2]
     audio_rate = AUDIO_RATE if has_audio(driving_path) else None
     first: KeypointInfo | None = None
     with Mp4Writer(out_path, fps, width, height, audio_rate) as writer:
         bar = tqdm(total=frame_count, desc="reenact", unit="frame", disable=not progress)
         for frames in batched(read_frames(driving_path), batch_size):
-            crops = [crop_face(frame, box, renderer.config.output_size).resized(renderer.config.image_size)
+            crops = [crop_face(frame, box, renderer.config.output_size).network_input(renderer.config.image_size)
                      for frame in frames]
             driving = renderer.keypoint_info(to_tensor(crops, device))
             first = first if first is not None else driving[:1]
-            x_d = relative_driving_keypoints(source.info, driving, first)
-            if renderer.stitching is not None:
-                with torch.no_grad():
-                    x_d = stitch(renderer.stitching, source.x_s.expand_as(x_d), x_d)
-            x_d = source.x_s + (x_d - source.x_s) * driving_multiplier
+            x_d = reenactment_keypoints(renderer, source, driving, first, offsets, driving_multiplier)
             for rendered in to_uint8(renderer.render(source.features, source.x_s, x_d)):
                 writer.write(source.paste(rendered))
             bar.update(len(frames))

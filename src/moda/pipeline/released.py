@@ -1,11 +1,6 @@
 """The released models behind `Pipeline.from_weights`: HuBERT features, MoDA's generator, LivePortrait.
 
-Weights folder layout (what `moda download` writes):
-    moda/net-200.pth            the generator checkpoint (flat state dict)
-    moda/mean.pt                motion statistics (dict with mean and std, each (1, 70))
-    chinese-hubert-base/        HuBERT (config.json + weights), TencentGameMate/chinese-hubert-base
-    liveportrait/               base_models/ and retargeting_models/ from KwaiVGI/LivePortrait
-A `moda/generator.json` ({"model": DiTConfig fields}) selects a non-released generator width.
+The weights folder layouts are described in `moda.pipeline.weights`.
 """
 
 from __future__ import annotations
@@ -33,6 +28,7 @@ from ..renderer.liveportrait import LivePortraitRenderer, to_uint8
 from ..timebase import SAMPLES_PER_FRAME
 from .backend import Capabilities, MotionRequest, WindowCallback
 from .portrait import PreparedSource, prepare_source
+from .weights import resolve_released
 
 RENDER_BATCH = 8
 
@@ -57,19 +53,15 @@ class ReleasedBackend:
 
     @classmethod
     def from_folder(cls, folder: str | Path, device: str | None = None) -> ReleasedBackend:
-        folder = Path(folder)
-        needed = [folder / "moda" / "net-200.pth", folder / "moda" / "mean.pt", folder / "chinese-hubert-base",
-                  folder / "liveportrait"]
-        missing = [str(p) for p in needed if not p.exists()]
-        if missing:
-            raise MoDAError(f"weights folder incomplete, missing {', '.join(missing)}; run `moda download --out {folder}`")
-        config_file = folder / "moda" / "generator.json"
-        config = read_generator_config(config_file) if config_file.is_file() else MODA_BASE
+        """From a weights folder in the authors' `pretrained_weights` layout or moda's earlier one
+        (`moda.pipeline.weights`)."""
+        files = resolve_released(folder)
+        config = read_generator_config(files.generator_config) if files.generator_config else MODA_BASE
         target = default_device(device)
-        generator = load_motion_generator(folder / "moda" / "net-200.pth", config).to(target)
-        encoder = HubertFrameEncoder.from_pretrained(folder / "chinese-hubert-base").to(target)
-        renderer = LivePortraitRenderer.from_pretrained(folder / "liveportrait").to(target)
-        return cls(generator, MotionStats.load(folder / "moda" / "mean.pt"), AudioFeatureExtractor(encoder), renderer)
+        generator = load_motion_generator(files.generator, config).to(target)
+        encoder = HubertFrameEncoder.from_pretrained(files.hubert).to(target)
+        renderer = LivePortraitRenderer.from_pretrained(files.liveportrait).to(target)
+        return cls(generator, MotionStats.load(files.stats), AudioFeatureExtractor(encoder), renderer)
 
     def prepare(self, image: np.ndarray, name: str) -> ReleasedSubject:
         with FaceMeshDetector() as detector:
@@ -104,28 +96,3 @@ class ReleasedBackend:
     def stream(self, subject: ReleasedSubject, chunks: Iterable[np.ndarray],
                request: MotionRequest) -> Iterator[np.ndarray]:
         raise MoDAError("the released models do not stream (capabilities.streams is False)")
-
-
-def download_released(folder: str | Path, moda_repo: str) -> Path:
-    """Fetch everything `Pipeline.from_weights` needs into `folder` (offline: an error naming each file's place).
-
-    The MoDA authors' hub repository and file paths are not documented in the fixtures we build from;
-    `moda_repo` is expected to hold `net-200.pth` and `mean.pt` at its root.
-    """
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    from ..audio.hubert import HUBERT_HUB_ID
-    from ..renderer.loading import download_liveportrait
-    from ..weights import hub_download
-
-    folder = Path(folder)
-    for name in ("net-200.pth", "mean.pt"):
-        hub_download(moda_repo, name, folder / "moda")
-    try:
-        snapshot_download(HUBERT_HUB_ID, local_dir=str(folder / "chinese-hubert-base"))
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
-        raise MoDAError(f"could not download {HUBERT_HUB_ID} ({type(exc).__name__}); when offline, copy it to "
-                        f"{folder / 'chinese-hubert-base'}") from exc
-    download_liveportrait(folder)
-    return folder

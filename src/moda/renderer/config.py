@@ -104,7 +104,7 @@ class LivePortraitConfig:
 
         `backbone: convnextv2_tiny` means depths (3, 3, 9, 3) / dims (96, 192, 384, 768); any other backbone
         takes `depths` and `dims` from the entry. SPADE's hidden width (128) and its six middle blocks are
-        hard-coded in the reference; the generator output is image_size * upscale.
+        hard-coded in the reference; the generator output is twice image_size for any upscale > 1.
         """
         motion = dict(params["motion_extractor_params"])
         if motion.pop("backbone", "convnextv2_tiny") == "convnextv2_tiny":
@@ -118,7 +118,7 @@ class LivePortraitConfig:
             warping=from_mapping(WarpingConfig, warping, where),
             spade=spade,
             image_size=image_size,
-            output_size=image_size * spade.upscale,
+            output_size=image_size * (2 if spade.upscale > 1 else 1),
         )
 
     @classmethod

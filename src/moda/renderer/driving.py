@@ -9,7 +9,7 @@ import torch
 
 from ..motion.keypoints import KeypointInfo, head_rotation, source_keypoints, transform_keypoints
 from ..motion.vector import HeadMotion
-from .stitching import StitchingRetargetingNetwork, stitch
+from .stitching import StitchingRetargetingNetwork, retarget_lip, stitch
 
 # Rows of the 21x3 expression taken wholly from the generated motion; the rest keep the source's
 # values except the single coordinates in DRIVEN_COORDINATES.
@@ -80,15 +80,53 @@ def driving_keypoints(
     return DrivingKeypoints(x_s=x_s, before_stitching=x_d, x_d=final)
 
 
-def relative_driving_keypoints(source: KeypointInfo, driving: KeypointInfo, first: KeypointInfo) -> torch.Tensor:
-    """LivePortrait's relative animation (image source, video driving, animation region "all").
+@dataclass(frozen=True)
+class RelativeMotion:
+    """LivePortrait's relative animation of one batch of driving frames, with its named parts."""
 
-    The source moves by the driving video's change since its first frame:
-    R = (R_d R_d0^T) R_s, exp = exp_s + (exp_d - exp_d0), scale = scale_s * scale_d / scale_d0,
-    t = t_s + (t_d - t_d0) with tz = 0. driving: (N, ...) frames; source and first: batch 1. -> (N, 21, 3).
-    """
+    rotation: torch.Tensor  # (N, 3, 3) R_new = (R_d R_d0^T) R_s
+    exp: torch.Tensor  # (N, 21, 3) delta_new = exp_s + (exp_d - exp_d0)
+    scale: torch.Tensor  # (N, 1) scale_s * scale_d / scale_d0
+    t: torch.Tensor  # (N, 3) t_s + (t_d - t_d0), tz = 0
+    keypoints: torch.Tensor  # (N, 21, 3) x_d before stitching
+
+
+def relative_motion(source: KeypointInfo, driving: KeypointInfo, first: KeypointInfo) -> RelativeMotion:
+    """LivePortrait's relative animation (image source, video driving, animation region "all"): the source
+    moves by the driving video's change since its first frame. driving: (N, ...) frames; source, first: batch 1."""
     rotation = head_rotation(driving) @ head_rotation(first).transpose(1, 2) @ head_rotation(source)
     exp = source.exp + (driving.exp - first.exp)
     scale = source.scale * (driving.scale / first.scale)
     t = source.t + (driving.t - first.t)
-    return transform_keypoints(source.kp, rotation, exp, scale, t)
+    t[:, 2] = 0
+    return RelativeMotion(rotation, exp, scale, t, transform_keypoints(source.kp, rotation, exp, scale, t))
+
+
+def relative_driving_keypoints(source: KeypointInfo, driving: KeypointInfo, first: KeypointInfo) -> torch.Tensor:
+    """(N, 21, 3) keypoints of `relative_motion`, before stitching."""
+    return relative_motion(source, driving, first).keypoints
+
+
+# LivePortrait normalises the source's lip only when it is open at least this much (`lip_normalize_threshold`).
+LIP_NORMALIZE_THRESHOLD = 0.03
+
+
+def eye_retargeting_input(source_eyes: torch.Tensor, driving_eyes: torch.Tensor) -> torch.Tensor:
+    """[source left, source right, driving LEFT] (B, 3), as LivePortrait builds it: (B, 2) eye-close ratios
+    each. The driving right eye is ignored by the released code; kept so that the released network sees
+    what it was trained with."""
+    return torch.cat([source_eyes, driving_eyes[:, :1]], dim=1)
+
+
+def lip_retargeting_input(source_lip: torch.Tensor, driving_lip: torch.Tensor) -> torch.Tensor:
+    """[source, driving] lip-close ratios, (B, 2)."""
+    return torch.cat([source_lip, driving_lip], dim=1)
+
+
+def lip_normalization(network: StitchingRetargetingNetwork, x_s: torch.Tensor, source_lip: float) -> torch.Tensor | None:
+    """The offset that closes the source's mouth before animation (LivePortrait's `flag_normalize_lip`, on by
+    default): retarget_lip(x_s, [c_s_lip, 0]) when the source lip ratio is >= 0.03, else None."""
+    if source_lip < LIP_NORMALIZE_THRESHOLD:
+        return None
+    ratios = lip_retargeting_input(torch.tensor([[source_lip]], dtype=x_s.dtype), torch.zeros(1, 1, dtype=x_s.dtype))
+    return retarget_lip(network, x_s, ratios.to(x_s.device))

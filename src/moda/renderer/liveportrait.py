@@ -34,7 +34,8 @@ def to_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
 
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    return (frames.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8, truncating as LivePortrait's `parse_output` does."""
+    return (frames.clamp(0, 1) * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 class LivePortraitRenderer(nn.Module):
@@ -79,7 +80,7 @@ class LivePortraitRenderer(nn.Module):
         return {"appearance": self.appearance_feature_extractor, "motion": self.motion_extractor,
                 "warping": self.warping_module, "spade": self.spade_generator}
 
-    def retargeting_networks(self) -> dict[str, nn.Module]:
+    def retargeting_networks(self) -> dict[str, StitchingRetargetingNetwork]:
         """The stitching / lip / eye MLPs (empty when stitching is disabled)."""
         if self.stitching is None or self.lip_retargeting is None or self.eye_retargeting is None:
             return {}
@@ -119,13 +120,19 @@ class LivePortraitRenderer(nn.Module):
         return KeypointInfo.from_extractor({k: v.float() for k, v in self.motion_extractor(image).items()})
 
     @torch.no_grad()
-    def render(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
-        """Frames (B, 3, 512, 512) in [0, 1] for driving keypoints x_d (B, 21, 3); f_s and x_s broadcast."""
+    def warp_decode(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor) -> dict[str, torch.Tensor]:
+        """W then G (LivePortrait's `warp_decode`): {"out": frames (B, 3, 512, 512) in [0, 1], "occlusion_map",
+        "deformation"} for driving keypoints x_d (B, 21, 3); f_s and x_s broadcast."""
         batch = x_d.shape[0]
         with self.autocast(x_d.device):
             warped = self.warping_module(f_s.expand(batch, -1, -1, -1, -1), kp_source=x_s.expand(batch, -1, -1),
                                          kp_driving=x_d)
-            return self.spade_generator(self.channels_layout(warped["out"])).float()
+            frames = self.spade_generator(self.channels_layout(warped["out"])).float()
+        return {"out": frames, **{k: v.float() for k, v in warped.items() if k != "out"}}
+
+    def render(self, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
+        """Frames (B, 3, 512, 512) in [0, 1] for driving keypoints x_d (B, 21, 3); f_s and x_s broadcast."""
+        return self.warp_decode(f_s, x_s, x_d)["out"]
 
 
 def export_liveportrait(renderer: LivePortraitRenderer, directory: str | Path) -> Path:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import MoDAError
+from ..hub import LIVEPORTRAIT_HUB_PREFIX, LIVEPORTRAIT_HUB_REPO
 from ..weights import StateDict, read_state_dict
 
 BASE_MODEL_FILES = {
@@ -25,8 +26,6 @@ BASE_MODEL_FILES = {
 }
 STITCHING_FILE = "retargeting_models/stitching_retargeting_module.pth"
 STITCHING_SUBDICTS = {"stitching": "retarget_shoulder", "lip": "retarget_mouth", "eye": "retarget_eye"}
-HUB_REPO = "KwaiVGI/LivePortrait"
-HUB_PREFIX = "liveportrait/"
 CONFIG_FILE = "renderer_config.json"  # optional: a non-released width, written by LivePortraitConfig.to_json
 DEFAULT_ROOT = Path.home() / ".cache" / "moda" / "weights"
 
@@ -44,10 +43,10 @@ def resolve_liveportrait(directory: str | Path | None) -> Path:
         if missing:
             raise MoDAError(
                 f"LivePortrait weights incomplete in {directory}: missing {', '.join(missing)}; download "
-                f"{HUB_REPO} (folder liveportrait/) into it"
+                f"{LIVEPORTRAIT_HUB_REPO} (folder liveportrait/) into it"
             )
         return directory
-    directory = DEFAULT_ROOT / HUB_PREFIX.rstrip("/")
+    directory = DEFAULT_ROOT / LIVEPORTRAIT_HUB_PREFIX.rstrip("/")
     return directory if not missing_files(directory) else download_liveportrait(DEFAULT_ROOT)
 
 
@@ -108,8 +107,8 @@ def download_liveportrait(root: str | Path) -> Path:
     from ..weights import hub_download
 
     for relative in [*BASE_MODEL_FILES.values(), STITCHING_FILE]:
-        hub_download(HUB_REPO, HUB_PREFIX + relative, root)
-    return Path(root) / HUB_PREFIX.rstrip("/")
+        hub_download(LIVEPORTRAIT_HUB_REPO, LIVEPORTRAIT_HUB_PREFIX + relative, root)
+    return Path(root) / LIVEPORTRAIT_HUB_PREFIX.rstrip("/")
 
 
 def unfold_spectral_norm(state: StateDict, keys: list[str]) -> StateDict:

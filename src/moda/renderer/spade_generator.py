@@ -22,9 +22,10 @@ class SPADEDecoder(nn.Module):
             self.add_module(f"G_middle_{i}", SPADEResnetBlock(2 * c, 2 * c, c, config.spade_hidden))
         self.up_0 = SPADEResnetBlock(2 * c, c, c, config.spade_hidden)
         self.up_1 = SPADEResnetBlock(c, config.out_channels, c, config.spade_hidden)
-        self.conv_img = nn.Sequential(
-            nn.Conv2d(config.out_channels, 3 * config.upscale**2, kernel_size=3, padding=1),
-            nn.PixelShuffle(config.upscale),
+        # As released: any upscale > 1 means conv to 12 channels and PixelShuffle(2); otherwise a plain conv.
+        self.conv_img: nn.Module = (
+            nn.Sequential(nn.Conv2d(config.out_channels, 3 * 2**2, kernel_size=3, padding=1), nn.PixelShuffle(2))
+            if config.upscale > 1 else nn.Conv2d(config.out_channels, 3, kernel_size=3, padding=1)
         )
 
     def forward(self, feature: torch.Tensor) -> torch.Tensor:

@@ -65,6 +65,12 @@ def keypoint_gaussians(keypoints: torch.Tensor, grid: torch.Tensor) -> torch.Ten
     return torch.exp(-0.5 * offset.pow(2).sum(-1) / KP_VARIANCE)
 
 
+def keypoint_heatmaps(kp_driving: torch.Tensor, kp_source: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """(B, K+1, D, H, W): driving minus source Gaussians per keypoint, after a zero background channel."""
+    heatmap = keypoint_gaussians(kp_driving, grid) - keypoint_gaussians(kp_source, grid)
+    return torch.cat([heatmap.new_zeros(heatmap.shape[0], 1, *heatmap.shape[2:]), heatmap], dim=1)
+
+
 class DenseMotionNetwork(nn.Module):
     """Predicts a dense backward deformation (and an occlusion map) from source / driving keypoints."""
 
@@ -95,8 +101,7 @@ class DenseMotionNetwork(nn.Module):
             sparse_motion.reshape(batch * k, depth, height, width, 3),
             align_corners=False,
         ).view(batch, k, channels, depth, height, width)
-        heatmap = keypoint_gaussians(kp_driving, grid) - keypoint_gaussians(kp_source, grid)
-        heatmap = torch.cat([heatmap.new_zeros(batch, 1, depth, height, width), heatmap], dim=1)
+        heatmap = keypoint_heatmaps(kp_driving, kp_source, grid)
         hourglass_input = torch.cat([heatmap.unsqueeze(2), deformed], dim=2).view(batch, -1, depth, height, width)
         prediction = self.hourglass(hourglass_input)
         mask = F.softmax(self.mask(prediction), dim=1).unsqueeze(-1)  # (B, K+1, D, H, W, 1)

@@ -58,7 +58,7 @@ def preprocess_video(video: Path, renderer: LivePortraitRenderer, detector: Face
     box = average_driving_box(video, detector)
     motions, first_kp = [], None
     for batch in batched(read_frames_at(video, FPS), batch_size):
-        crops = [crop_face(f, box, renderer.config.output_size).resized(renderer.config.image_size) for f in batch]
+        crops = [crop_face(f, box, renderer.config.output_size).network_input(renderer.config.image_size) for f in batch]
         info = renderer.keypoint_info(to_tensor(crops, device))
         first_kp = info.kp[0].reshape(-1).cpu() if first_kp is None else first_kp
         motions.append(info.to_vector().cpu())

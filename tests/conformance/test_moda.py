@@ -25,7 +25,7 @@ def test_every_shared_fixture_passes(results, name):
 
 
 def test_fixtures_hold_their_documented_tolerances(results):
-    """1e-5 everywhere except DiT outputs (see moda.conformance.golden); exact for schedules and noise."""
+    """1e-5 everywhere except DiT outputs (see moda.conformance.moda); exact for schedules and noise."""
     for result in results.values():
         for label, (_, tolerance) in result.errors.items():
             assert tolerance in (0.0, 1e-5, 5e-5), label
