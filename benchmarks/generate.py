@@ -55,7 +55,7 @@ def stage_times(audio: Path) -> dict[str, float]:
     subject = backend.prepare(portrait, "portrait")
     lap("face detection + renderer set-up")
     features = backend.features(waveform)
-    lap("audio features (log-mel)")
+    lap("speech features (phones, loudness, voicing, bands)")
     request = MotionRequest(8, Guidance(backend.default_guidance), torch.Generator().manual_seed(0))
     motion = backend.motion(subject, waveform, request)
     lap("motion generation (DiT, 10 steps, CFG)")

@@ -1,5 +1,10 @@
+import signal
 import subprocess
 import sys
+import time
+
+import numpy as np
+import pytest
 
 
 def moda(*args, cwd=None):
@@ -47,3 +52,24 @@ def test_missing_directory_is_a_one_line_error(tmp_path):
     assert run.stderr.strip().count("\n") == 0 and "fixture directory not found" in run.stderr
     empty = moda("golden-check", str(tmp_path))
     assert empty.returncode == 2 and "no golden fixtures" in empty.stderr
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_mid_run_leaves_no_file_and_exits_cleanly(tmp_path, signum, code):
+    import soundfile
+
+    from moda.media.audio import load_audio
+    from moda.samples import sample_path
+
+    speech = load_audio(sample_path("speech.wav"))
+    soundfile.write(tmp_path / "long.wav", np.tile(speech, 6), 16000)
+    process = subprocess.Popen([sys.executable, "-m", "moda", "generate", "--image", str(sample_path("portrait.jpg")),
+                                "--audio", str(tmp_path / "long.wav"), "--out", str(tmp_path / "out.mp4")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob(".moda-*")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.1)  # wait until the video is being written
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code and "nothing was written" in stderr
+    assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".moda-*"))

@@ -5,6 +5,7 @@ import sys
 import torch
 from safetensors.torch import save_file
 
+from moda.audio.speech import FEATURE_DIM
 from moda.generator.config import DiTConfig
 from moda.generator.model import MotionGenerator
 from tests.helpers import randomize
@@ -16,11 +17,11 @@ def test_eval_command_writes_report_and_plots(tmp_path):
                            "--heldout", "2", "--quiet"], capture_output=True).returncode == 0
     model_dir = tmp_path / "model"
     model_dir.mkdir()
-    config = DiTConfig(hidden_size=32, num_heads=2, audio_blocks=4, audio_dim=80, four_stream_blocks=1,
+    config = DiTConfig(hidden_size=32, num_heads=2, audio_blocks=4, audio_dim=FEATURE_DIM, four_stream_blocks=1,
                        two_stream_blocks=1, single_stream_blocks=1)
     torch.manual_seed(0)
     generator = randomize(MotionGenerator(config))
-    save_file({**generator.state_dict(), "null_audio_feat": torch.zeros(1, 1, 1, 1, 80)}, model_dir / "generator.safetensors")
+    save_file({**generator.state_dict(), "null_audio_feat": torch.zeros(1, 1, 1, 1, FEATURE_DIM)}, model_dir / "generator.safetensors")
     (model_dir / "generator.json").write_text(json.dumps({"model": config.to_dict()}))
     save_file({"mean": torch.zeros(1, 70), "std": torch.full((1, 70), 0.05)}, model_dir / "stats.safetensors")
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1 / s}) + "\n" for s in range(1, 5)))

@@ -56,3 +56,11 @@ def test_limit_size_caps_the_long_side_and_evens_dimensions():
     limited = limit_size(image)
     assert max(limited.shape[:2]) <= 1280 and limited.shape[0] % 2 == 0 and limited.shape[1] % 2 == 0
     assert limit_size(np.zeros((101, 99, 3), dtype=np.uint8)).shape == (100, 98, 3)
+
+
+def test_sixteen_bit_greyscale_keeps_its_tones(tmp_path):
+    ramp = (np.linspace(0, 65535, 128 * 128).reshape(128, 128)).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    rgb = load_image(tmp_path / "deep.png")
+    assert rgb.shape == (128, 128, 3) and rgb.min() == 0 and rgb.max() == 255
+    assert 100 < rgb.mean() < 155  # a ramp, not a white sheet

@@ -44,3 +44,20 @@ def test_output_path_checks(tmp_path):
         check_output_path(tmp_path, overwrite=True)
     with pytest.raises(MoDAError, match="does not exist"):
         check_output_path(tmp_path / "missing" / "x.mp4", overwrite=False)
+
+
+def test_outputs_honour_the_umask_and_keep_a_replaced_files_mode(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        with Mp4Writer(tmp_path / "new.mp4", 25, 32, 32) as writer:
+            writer.write(np.zeros((32, 32, 3), np.uint8))
+        assert (tmp_path / "new.mp4").stat().st_mode & 0o777 == 0o644
+        (tmp_path / "old.mp4").write_bytes(b"x")
+        (tmp_path / "old.mp4").chmod(0o640)
+        with Mp4Writer(tmp_path / "old.mp4", 25, 32, 32) as writer:
+            writer.write(np.zeros((32, 32, 3), np.uint8))
+        assert (tmp_path / "old.mp4").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)

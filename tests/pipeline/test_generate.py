@@ -32,7 +32,7 @@ def test_default_mode_writes_a_playable_mp4_with_sound(generated):
         assert video.codec_context.name == "h264" and audio.codec_context.name == "aac"
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video)]
     assert len(frames) == len(speech) // 640 and frames[0].shape == (512, 512, 3)
-    assert not list(generated.parent.glob(".talk*"))
+    assert not list(generated.parent.glob(".moda-*"))
 
 
 def test_the_mouth_moves_with_the_speech(generated):
@@ -121,7 +121,7 @@ def test_bad_input_is_a_one_line_error_without_output(tmp_path, case, message):
         assert out.read_bytes() == b"old"
     else:
         assert not out.exists()
-    assert not list(tmp_path.glob(".out*"))
+    assert not list(tmp_path.glob(".moda-*"))
 
 
 def test_streaming_yields_the_same_frames_as_generate(tmp_path):
@@ -158,7 +158,8 @@ def test_streaming_first_frames_arrive_after_one_window_of_audio():
 
     stream = pipeline.stream(sample_path("portrait.jpg"), chunks())
     next(stream)
-    assert fed[-1] / 16000 <= 3.2 + 0.1  # the first frame came once one 80-frame window of audio was in
+    # the first frame came once one 80-frame window of audio and the front-end's 0.4 s lookahead were in
+    assert fed[-1] / 16000 <= 3.2 + 0.4 + 0.1
 
 
 def test_silence_gives_a_video_with_a_still_mouth(tmp_path, generated):
@@ -221,3 +222,98 @@ def test_rgba_grayscale_and_cmyk_portraits_work(tmp_path, mode):
     with av.open(str(tmp_path / "out.mp4")) as container:
         frame = next(container.decode(video=0)).to_ndarray(format="rgb24")
     assert frame.shape == (512, 512, 3)
+
+
+@pytest.mark.parametrize("face", ["s1.jpg", "s42.jpg"])  # an open smile; lips apart at rest
+def test_real_speech_opens_the_mouth_on_vowels_and_closes_it_on_bilabials(tmp_path, face):
+    """The default mode on a real recording (CMU read speech) and a real photo, measured from the video's pixels."""
+    from moda import Pipeline
+    from moda.evaluation.score import score_video
+    from tests.helpers import SHARED
+
+    speech = SHARED / "real" / "speech" / "numbers.wav"
+    out = Pipeline.default().generate(SHARED / "real" / "faces" / face, speech, tmp_path / "real.mp4", progress=False)
+    score = score_video(out, speech)
+    assert score.vowel_bilabial_d > 1.5, score.summary()
+    assert score.open_vowel_open_share > 0.5 and score.bilabial_closed_share > 0.3, score.summary()
+    assert score.envelope_corr > 0.3 and score.identity_drift < 0.05, score.summary()
+
+
+def test_happy_and_sad_move_the_mouth_corners_and_brows_their_ways():
+    import torch
+
+    from moda import Pipeline
+    from moda.emotion import emotion_id
+    from moda.generator.sampler import Guidance
+    from moda.motion.landmark_space import BROWS, LEFT_MOUTH_CORNER, RIGHT_MOUTH_CORNER
+    from moda.pipeline.backend import MotionRequest
+
+    backend = Pipeline.default().backend
+    subject = backend.prepare(sample_portrait(), "portrait")
+    speech = load_audio(sample_path("speech.wav"))[: 16000 * 4]
+    face = {}
+    for name in ("happy", "sad"):
+        request = MotionRequest(emotion_id(name), Guidance(1.5, 2.0), torch.Generator().manual_seed(0))
+        exp = backend.motion(subject, speech, request)[:, :63].reshape(-1, 21, 3)
+        face[name] = (exp[:, [LEFT_MOUTH_CORNER, RIGHT_MOUTH_CORNER], 1].mean(), exp[:, list(BROWS), 1].mean())
+    assert face["happy"][0] < face["sad"][0] - 0.02  # image y grows downward: happy corners are higher
+    assert face["happy"][1] < face["sad"][1] - 0.01  # and happy brows too
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--cfg-audio", "inf"], "--cfg-audio inf is out of range"), (["--cfg-audio", "nan"], "--cfg-audio nan is out"),
+    (["--cfg-emotion", "-1"], "--cfg-emotion -1.0 is out of range"),
+])
+def test_guidance_out_of_range_is_a_one_line_error(tmp_path, extra, message):
+    run = moda("generate", "--image", str(sample_path("portrait.jpg")), "--audio", str(sample_path("speech.wav")),
+               "--out", str(tmp_path / "o.mp4"), "--quiet", *extra)
+    errors = [line for line in run.stderr.splitlines() if line.startswith("moda: error:")]
+    assert run.returncode == 2 and len(errors) == 1 and message in errors[0], run.stderr[-500:]
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_non_finite_audio_and_an_output_naming_an_input_are_refused(tmp_path):
+    speech = load_audio(sample_path("speech.wav"))[:16000]
+    speech[100:300] = np.inf
+    soundfile.write(tmp_path / "inf.wav", speech, 16000, subtype="FLOAT")
+    run = moda("generate", "--image", str(sample_path("portrait.jpg")), "--audio", str(tmp_path / "inf.wav"),
+               "--out", str(tmp_path / "o.mp4"), "--quiet")
+    assert run.returncode == 2 and "NaN or infinite samples" in run.stderr and not (tmp_path / "o.mp4").exists()
+    soundfile.write(tmp_path / "s.wav", load_audio(sample_path("speech.wav"))[:16000], 16000)
+    before = (tmp_path / "s.wav").read_bytes()
+    run = moda("generate", "--image", str(sample_path("portrait.jpg")), "--audio", str(tmp_path / "s.wav"),
+               "--out", str(tmp_path / "s.wav"), "--overwrite", "--quiet")
+    assert run.returncode == 2 and "is the input audio" in run.stderr and (tmp_path / "s.wav").read_bytes() == before
+
+
+def test_stream_chunks_are_checked_and_integer_pcm_is_scaled():
+    from moda.errors import MoDAError
+    from moda.pipeline.generate import checked_chunks
+
+    pcm = (np.sin(np.arange(800) / 5) * 16384).astype(np.int16)
+    (scaled,) = checked_chunks([pcm])
+    assert scaled.dtype == np.float32 and abs(scaled.max() - 0.5) < 1e-3
+    with pytest.raises(MoDAError, match="shape \\(2, 100\\)"):
+        list(checked_chunks([np.zeros((2, 100))]))
+    with pytest.raises(MoDAError, match="NaN or infinite"):
+        list(checked_chunks([np.array([0.0, np.nan])]))
+
+
+def test_a_huge_seed_a_sliver_image_and_a_long_output_name(tmp_path):
+    from PIL import Image
+
+    def errors(run):
+        return [line for line in run.stderr.splitlines() if line.startswith("moda: error:")]
+
+    run = moda("generate", "--image", str(sample_path("portrait.jpg")), "--audio", str(sample_path("speech.wav")),
+               "--out", str(tmp_path / "o.mp4"), "--seed", str(2**64), "--quiet")
+    assert run.returncode == 2 and "--seed" in errors(run)[0]
+    Image.new("RGB", (30000, 64), (128, 128, 128)).save(tmp_path / "sliver.png")
+    run = moda("generate", "--image", str(tmp_path / "sliver.png"), "--audio", str(sample_path("speech.wav")),
+               "--out", str(tmp_path / "o.mp4"), "--quiet")
+    assert run.returncode == 2 and len(errors(run)) == 1 and "narrower" in errors(run)[0]
+    soundfile.write(tmp_path / "one.wav", load_audio(sample_path("speech.wav"))[:8000], 16000)
+    long_name = tmp_path / ("x" * 246 + ".mp4")
+    run = moda("generate", "--image", str(sample_path("portrait.jpg")), "--audio", str(tmp_path / "one.wav"),
+               "--out", str(long_name), "--quiet")
+    assert run.returncode == 0 and long_name.is_file(), run.stderr[-500:]

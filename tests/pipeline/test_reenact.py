@@ -41,7 +41,7 @@ def test_reenact_end_to_end_with_small_random_weights(assets):
     corner = np.abs(frames[0][-60:, :60].astype(int) - source[-60:, :60]).mean()
     face = np.abs(frames[0][100:200, 180:280].astype(int) - source[100:200, 180:280]).mean()
     assert corner < 6 and face > 20
-    assert not list(assets.glob(".out*"))  # no temporary file left
+    assert not list(assets.glob(".moda-*"))  # no temporary file left
 
 
 def test_existing_output_is_refused_and_kept(assets):
@@ -59,7 +59,7 @@ def test_driving_video_without_a_face_fails_cleanly(assets):
     run = moda("reenact", "--source", str(assets / "source.png"), "--driving", str(blank), "--out", str(out),
                "--weights", str(assets / "weights"))
     assert run.returncode == 2 and "no face found in any frame" in run.stderr
-    assert not out.exists() and not list(assets.glob(".never*"))
+    assert not out.exists() and not list(assets.glob(".moda-*"))
 
 
 def test_lip_and_eye_ratios_retarget_the_rendered_face(assets):
@@ -101,3 +101,26 @@ def test_an_out_of_range_ratio_is_a_one_line_error(assets):
     run = moda("reenact", "--source", str(assets / "source.png"), "--driving", str(assets / "driving.mp4"),
                "--out", str(assets / "bad.mp4"), "--weights", str(assets / "weights"), "--lip-ratio", "3")
     assert run.returncode == 2 and "--lip-ratio 3.0 is out of range" in run.stderr and run.stderr.count("\n") == 1
+
+
+def test_reenact_without_weights_runs_offline_in_the_default_mode(assets, tmp_path):
+    import os
+
+    out = tmp_path / "default.mp4"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)}  # no cache, no hub
+    run = subprocess.run([sys.executable, "-m", "moda", "reenact", "--source", str(assets / "source.png"), "--driving",
+                          str(assets / "driving.mp4"), "--out", str(out), "--quiet"], capture_output=True, text=True,
+                         env=env)
+    assert run.returncode == 0, run.stderr
+    with av.open(str(out)) as container:
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)]).astype(int)
+        assert container.streams.audio[0].codec_context.name == "aac"
+    assert frames.shape == (12, 512, 500, 3)
+    motion = np.abs(np.diff(frames, axis=0)).mean(axis=(0, 3))
+    assert motion[100:260, 150:350].mean() > 2 * motion[-60:, :60].mean() + 0.2  # the head moves, the corner not
+
+
+def test_liveportrait_options_without_weights_are_refused(assets, tmp_path):
+    run = moda("reenact", "--source", str(assets / "source.png"), "--driving", str(assets / "driving.mp4"),
+               "--out", str(tmp_path / "x.mp4"), "--lip-ratio", "0.3")
+    assert run.returncode == 2 and "--lip-ratio need LivePortrait" in run.stderr and not (tmp_path / "x.mp4").exists()

@@ -5,6 +5,7 @@ from moda.face.landmarks import FaceMeshDetector
 from moda.motion.landmark_space import LOWER_INNER_LIP
 from moda.renderer.landmark_warp import LandmarkWarpRenderer, ThinPlateSpline
 from moda.samples import sample_portrait
+from tests.helpers import SHARED
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +32,18 @@ def test_thin_plate_spline_interpolates_its_control_points():
 
 
 def test_rest_motion_reproduces_the_portrait(renderer):
-    frame = renderer.render(rest())
+    """Exactly with the portrait's own mouth; in absolute terms (the default) only the mouth closes."""
+    with FaceMeshDetector() as detector:
+        relative = LandmarkWarpRenderer(renderer.image, detector.largest(renderer.image), absolute_mouth=False)
+    frame = relative.render(rest())
     difference = np.abs(frame.astype(int) - renderer.image.astype(int))
     assert frame.shape == renderer.image.shape and difference.mean() < 1.0
+    closed = np.abs(renderer.render(rest()).astype(int) - renderer.image.astype(int)).mean(-1)
+    x0, y0 = renderer.source_points[[12, 14, 19, 20]].min(0).astype(int) - 20
+    x1, y1 = renderer.source_points[[12, 14, 5]].max(0).astype(int) + 20
+    outside = closed.copy()
+    outside[y0:y1, x0:x1] = 0
+    assert outside.mean() < 0.5
 
 
 def test_open_mouth_darkens_the_mouth_and_head_turn_moves_the_face(renderer):
@@ -51,3 +61,47 @@ def test_open_mouth_darkens_the_mouth_and_head_turn_moves_the_face(renderer):
     x1, y1 = renderer.source_points[:21].max(0).astype(int)
     assert moved[y0:y1, x0:x1].mean() > 10  # the face moves
     assert moved[0, 0] < 2 and moved[-1, -1] < 2  # the image corners are anchored
+
+
+def _mouth_gap(detector, frame) -> float:
+    points = detector.largest(frame).landmarks
+    iod = np.linalg.norm(points[[33, 133, 159, 145]].mean(0) - points[[263, 362, 386, 374]].mean(0))
+    return float(np.linalg.norm(points[13] - points[14]) / iod)
+
+
+@pytest.mark.parametrize("name", ["s1.jpg", "s12.jpg"])  # an open smile with teeth; a closed mouth
+def test_the_mouth_is_driven_in_absolute_terms(name):
+    """At rest the mouth is closed whatever the photo shows; a vowel opens it, both measured by the face mesh."""
+    from moda.media.image import limit_size, load_image
+    from moda.motion.landmark_space import opening_offsets
+
+    image = limit_size(load_image(SHARED / "real" / "faces" / name))
+    with FaceMeshDetector() as detector:
+        renderer = LandmarkWarpRenderer(image, detector.largest(image))
+        opened = rest()
+        opened[:63] = opening_offsets(0.8).reshape(-1)
+        assert _mouth_gap(detector, renderer.render(rest())) < 0.03
+        assert _mouth_gap(detector, renderer.render(opened)) > 0.1
+
+
+def test_the_mouth_interior_reads_as_a_mouth(renderer):
+    """A dark cavity that is darkest inside, upper teeth just under the upper lip, lips outside untouched."""
+    from moda.motion.landmark_space import opening_offsets
+
+    opened = rest()
+    opened[:63] = opening_offsets(1.0).reshape(-1)
+    frame = renderer.render(opened).astype(float)
+    upper, lower = renderer.source_points[19], renderer.source_points[20]
+    x = int(upper[0])
+    column = frame[int(upper[1]) : int(lower[1]) + int(0.4 * renderer.frame.unit), x].mean(-1)
+    assert column.min() < 50  # the cavity
+    assert column[: max(len(column) // 5, 2)].max() > 150  # teeth right under the upper lip
+
+
+def test_non_finite_motion_is_refused_instead_of_hanging(renderer):
+    from moda.errors import MoDAError
+
+    broken = rest()
+    broken[5] = np.nan
+    with pytest.raises(MoDAError, match="not finite"):
+        renderer.render(broken)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +47,17 @@ def reenact(args: argparse.Namespace) -> int:
     from ..pipeline.reenact import reenact as run_reenact
 
     check_output_path(args.out, args.overwrite)  # before loading anything heavy
+    if not args.weights:
+        from ..pipeline.reenact import reenact_landmarks
+
+        liveportrait_only = {"--precision": args.precision != "fp32", "--eye-ratio": args.eye_ratio is not None,
+                             "--lip-ratio": args.lip_ratio is not None, "--no-normalize-lip": args.no_normalize_lip}
+        used = [flag for flag, given in liveportrait_only.items() if given]
+        if used:
+            raise MoDAError(f"{', '.join(used)} need LivePortrait: pass --weights (the released weights folder)")
+        out = reenact_landmarks(args.source, args.driving, args.out, overwrite=args.overwrite, progress=not args.quiet)
+        print(f"wrote {out}")
+        return 0
     retargeting = Retargeting(not args.no_normalize_lip, args.eye_ratio, args.lip_ratio)
     device = default_device(args.device)
     renderer = load_liveportrait(args.weights).to(device)
@@ -76,7 +88,11 @@ def preprocess(args: argparse.Namespace) -> int:
     device = default_device(args.device)
     labels = read_emotion_labels(args.emotions)
     features: Callable[[np.ndarray], torch.Tensor]
-    if args.audio_features == "logmel":
+    if args.audio_features == "speech":
+        from ..audio.speech import SpeechFeatureExtractor
+
+        features = SpeechFeatureExtractor()
+    elif args.audio_features == "logmel":
         from ..audio.logmel import LogMelExtractor
 
         features = LogMelExtractor()
@@ -136,6 +152,16 @@ def train(args: argparse.Namespace) -> int:
     exported = run_training(config, resume=not args.no_resume, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"wrote {exported}")
+    return 0
+
+
+def score(args: argparse.Namespace) -> int:
+    from ..evaluation.score import plot_score, score_video
+
+    result = score_video(args.video, args.audio)
+    print(result.to_json() if args.json else result.summary())
+    if args.plot:
+        print(f"wrote {plot_score(result, args.plot)}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -222,8 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     reenactment.add_argument("--driving", required=True, help="driving video of a face; its sound is kept")
     reenactment.add_argument("--out", required=True, help="output .mp4 (H.264 + AAC)")
     reenactment.add_argument("--weights", help="the released weights folder (pretrained_weights/), or one holding "
-                             "LivePortrait's base_models/ and retargeting_models/ "
-                             "(default: downloaded to ~/.cache/moda/weights/liveportrait)")
+                             "LivePortrait's base_models/ and retargeting_models/, for LivePortrait; without it, "
+                             "the default mode (face mesh + CPU warp renderer, offline)")
     reenactment.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     reenactment.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                              help="renderer compute precision; bf16 is ~2-3x faster on CPUs with AMX and on GPUs")
@@ -237,11 +263,19 @@ def build_parser() -> argparse.ArgumentParser:
     reenactment.add_argument("--quiet", action="store_true", help="no progress bar")
     reenactment.set_defaults(run=reenact)
 
+    scoring = commands.add_parser("score", help="lip sync and stability of any talking-head video, from its pixels")
+    scoring.add_argument("video", help="a talking-head video (mp4, mov, webm, ...)")
+    scoring.add_argument("--audio", help="the speech it should follow (default: the video's own sound)")
+    scoring.add_argument("--json", action="store_true", help="print the figures as JSON")
+    scoring.add_argument("--plot", help="write a PNG of mouth opening against the speech")
+    scoring.set_defaults(run=score)
+
     prep = commands.add_parser("preprocess", help="talking-head videos -> training shards")
     prep.add_argument("--videos", required=True, help="folder of videos (mp4, mov, mkv, webm, avi)")
     prep.add_argument("--out", required=True, help="folder for the shards (*.clip.safetensors)")
     prep.add_argument("--weights", help="LivePortrait weights folder (default: the download cache)")
-    prep.add_argument("--audio-features", choices=["hubert", "logmel"], default="hubert")
+    prep.add_argument("--audio-features", choices=["hubert", "speech", "logmel"], default="hubert",
+                      help="hubert (the released model), speech (the default mode's front-end) or plain log-mel")
     prep.add_argument("--hubert", help="HuBERT folder or hub id (default TencentGameMate/chinese-hubert-base)")
     prep.add_argument("--emotions", help="CSV of `video file name, emotion` rows")
     prep.add_argument("--device", help="cpu or cuda")
@@ -283,13 +317,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(Exception):
+    """A termination signal arrived; raised in the main thread so that every `with` block cleans up."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminate)
     try:
         return args.run(args)
     except MoDAError as exc:
         print(f"moda: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("moda: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except Terminated as stop:
+        print(f"moda: stopped by {signal.Signals(stop.signum).name}; nothing was written", file=sys.stderr)
+        return 128 + stop.signum
 
 
 if __name__ == "__main__":

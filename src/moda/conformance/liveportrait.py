@@ -110,6 +110,15 @@ def homogeneous(o2c: np.ndarray) -> np.ndarray:
     return np.vstack([o2c, [0, 0, 1]])
 
 
+def compare_keypoint_info(result: FixtureResult, prefix: str, info: KeypointInfo,
+                          tensors: dict[str, torch.Tensor]) -> None:
+    """`get_kp_info`'s fields: network outputs at the network tolerance, pose degrees at theirs."""
+    for key in ("kp", "exp", "t", "scale"):
+        result.compare(f"{prefix}.{key}", getattr(info, key), tensors[f"{prefix}.{key}"], NETWORK)
+    for key in ("pitch", "yaw", "roll"):
+        result.compare(f"{prefix}.{key}", getattr(info, key), tensors[f"{prefix}.{key}"], DEGREES)
+
+
 def check_appearance(renderer: LivePortraitRenderer, tensors: dict[str, torch.Tensor], name: str) -> FixtureResult:
     result = FixtureResult(name)
     images = list(tensors["input.image_uint8"].numpy())
@@ -134,10 +143,7 @@ def check_motion_extractor(renderer: LivePortraitRenderer, tensors: dict[str, to
     for key, value in recorded.items():
         result.compare(f"intermediate.{key}", value, tensors[f"intermediate.{key}"], NETWORK)
     info = renderer.keypoint_info(image)
-    for key in ("kp", "exp", "t", "scale"):
-        result.compare(f"output.kp_info.{key}", getattr(info, key), tensors[f"output.kp_info.{key}"], NETWORK)
-    for key in ("pitch", "yaw", "roll"):
-        result.compare(f"output.kp_info.{key}", getattr(info, key), tensors[f"output.kp_info.{key}"], DEGREES)
+    compare_keypoint_info(result, "output.kp_info", info, tensors)
     result.compare("output.R", head_rotation(info), tensors["output.R"], NETWORK)
     result.compare("output.x_s", source_keypoints(info), tensors["output.x_s"], NETWORK)
     return result
@@ -270,10 +276,7 @@ def check_pipeline(renderer: LivePortraitRenderer, tensors: dict[str, torch.Tens
     source_image = to_tensor([crop.network_input(renderer.config.image_size)], device)
     result.compare("source.I_s", source_image, tensors["source.I_s"], LEVEL)
     info = renderer.keypoint_info(source_image)
-    for key in ("kp", "exp", "t", "scale"):
-        result.compare(f"source.x_s_info.{key}", getattr(info, key), tensors[f"source.x_s_info.{key}"], NETWORK)
-    for key in ("pitch", "yaw", "roll"):
-        result.compare(f"source.x_s_info.{key}", getattr(info, key), tensors[f"source.x_s_info.{key}"], DEGREES)
+    compare_keypoint_info(result, "source.x_s_info", info, tensors)
     result.compare("source.R_s", head_rotation(info), tensors["source.R_s"], NETWORK)
     f_s = renderer.source_features(source_image)
     result.compare("source.f_s", f_s, tensors["source.f_s"], NETWORK)

@@ -46,6 +46,8 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     mono = samples.mean(axis=0)
     if mono.size == 0:
         raise MoDAError(f"{path} contains no audio samples")
+    if not np.isfinite(mono).all():
+        raise MoDAError(f"audio {path} holds NaN or infinite samples; re-export it (e.g. as 16-bit PCM WAV)")
     if rate != sample_rate:
         mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
     return np.ascontiguousarray(mono, dtype=np.float32)

@@ -42,6 +42,13 @@ def to_rgb(image: Image.Image, name: str | Path = "image") -> np.ndarray:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        # high bit-depth greyscale: scale to 8 bits by its own range (convert("RGB") would clip it)
+        values = np.asarray(image, dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+        scaled = np.nan_to_num((values - lo) / max(hi - lo, 1e-12) * 255, nan=0.0)
+        image = Image.fromarray(np.clip(scaled + 0.5, 0, 255).astype(np.uint8))
     rgb = np.asarray(image.convert("RGB"))
     if min(rgb.shape[:2]) < MIN_SIDE:
         raise MoDAError(f"{name} is {rgb.shape[1]}x{rgb.shape[0]} pixels; give a portrait at least {MIN_SIDE} px on each side")
@@ -57,4 +64,7 @@ def limit_size(image: np.ndarray, max_dim: int = MAX_DIM) -> np.ndarray:
         ratio = max_dim / max(height, width)
         image = cv2.resize(image, (round(width * ratio), round(height * ratio)), interpolation=cv2.INTER_AREA)
     height, width = image.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise MoDAError(f"the image is {width}x{height} after scaling its longer side to {max_dim} px; give a portrait "
+                        f"no narrower than {max_dim // MIN_SIDE}:1")
     return np.ascontiguousarray(image[: height - height % 2, : width - width % 2])

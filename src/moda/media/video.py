@@ -100,8 +100,8 @@ class Mp4Writer:
     def __init__(self, path: str | Path, fps: Fraction | int, width: int, height: int,
                  audio_sample_rate: int | None = None, crf: int = 18):
         self.path = Path(path)
-        handle, temporary = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".partial.mp4",
-                                             dir=self.path.parent)
+        # a short name of its own: the output's name may already be as long as the file system allows
+        handle, temporary = tempfile.mkstemp(prefix=".moda-", suffix=".partial.mp4", dir=self.path.parent)
         os.close(handle)
         self.temporary = Path(temporary)
         self.fps = Fraction(fps)
@@ -124,7 +124,7 @@ class Mp4Writer:
         """The whole soundtrack, a mono float waveform at the rate given to the constructor."""
         if self.audio is None:
             raise ValueError("this writer was created without an audio stream")
-        samples = np.ascontiguousarray(waveform, dtype=np.float32)
+        samples = np.ascontiguousarray(np.clip(waveform, -1, 1), dtype=np.float32)  # the encoder's range
         chunk = self.audio.codec_context.frame_size or 1024
         for start in range(0, len(samples), chunk):
             frame = av.AudioFrame.from_ndarray(samples[None, start : start + chunk], format="flt", layout="mono")
@@ -137,13 +137,23 @@ class Mp4Writer:
         if self.frames == 0:
             self.abort()
             raise MoDAError("no frames were produced; nothing was written")
-        self.container.mux(self.video.encode(None))
-        self.container.close()
+        try:
+            self.container.mux(self.video.encode(None))
+            self.container.close()
+        except (OSError, av.error.FFmpegError) as exc:
+            self.temporary.unlink(missing_ok=True)
+            raise MoDAError(f"could not write {self.path} ({exc}); check the free space and try again") from exc
+        # the mode a new file would get (mkstemp makes 0600), or the replaced file's own
+        mode = self.path.stat().st_mode & 0o777 if self.path.is_file() else 0o666 & ~_umask()
+        os.chmod(self.temporary, mode)
         os.replace(self.temporary, self.path)
         return self.path
 
     def abort(self) -> None:
-        self.container.close()
+        try:
+            self.container.close()
+        except (OSError, av.error.FFmpegError):
+            pass  # the run failed already; what matters is that no partial file stays
         self.temporary.unlink(missing_ok=True)
 
     def __enter__(self) -> Mp4Writer:
@@ -154,6 +164,12 @@ class Mp4Writer:
             self.close()
         else:
             self.abort()
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def batched(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:

@@ -37,6 +37,15 @@ def rotation_matrix(pitch: torch.Tensor, yaw: torch.Tensor, roll: torch.Tensor) 
     return rot.transpose(1, 2)
 
 
+def angles_from_rotation(rotation: np.ndarray) -> tuple[float, float, float]:
+    """(pitch, yaw, roll) in degrees of a (3, 3) rotation in `rotation_matrix`'s convention (the inverse of it
+    for yaw within +-90 degrees)."""
+    m = np.asarray(rotation, np.float64).T  # Rz(roll) @ Ry(yaw) @ Rx(pitch)
+    yaw = np.arcsin(np.clip(-m[2, 0], -1, 1))
+    pitch, roll = np.arctan2(m[2, 1], m[2, 2]), np.arctan2(m[1, 0], m[0, 0])
+    return float(np.degrees(pitch)), float(np.degrees(yaw)), float(np.degrees(roll))
+
+
 def head_rotation(motion: HeadMotion) -> torch.Tensor:
     """(B, 3, 3) rotation of a batch of head poses."""
     return rotation_matrix(motion.pitch, motion.yaw, motion.roll)

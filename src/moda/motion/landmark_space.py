@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from ..face.landmarks import Face
+from .keypoints import angles_from_rotation
 from .stats import MotionStats
-from .vector import MOTION_DIM, SCALE, expression
+from .vector import ANGLES, EXPRESSION, MOTION_DIM, SCALE, TRANSLATION, expression
 
 # row -> MediaPipe mesh index
 KEYPOINT_MESH_INDEX = [
@@ -42,6 +43,37 @@ KEYPOINT_MESH_INDEX = [
     14,   # 20 lower lip (inner)
 ]
 UPPER_INNER_LIP, LOWER_INNER_LIP = 19, 20
+RIGID_ROWS = [0, 3, 4, 7, 10, 18]  # nose tip, cheeks, nose bridge, forehead, eye corner: speech does not move them
+LEFT_MOUTH_CORNER, RIGHT_MOUTH_CORNER = 12, 14
+BROWS = (1, 2)
+EYELIDS = ((11, 13), (15, 16))  # (upper, lower), left and right
+
+# What one unit of mouth opening does to the keypoints: (row, axis, offset). The lower lip drops and the jaw
+# follows; the upper lip lifts a little. The synthetic corpus opens mouths with it, and the renderer uses it to
+# close a portrait photographed with an open mouth.
+MOUTH_OPENING = ((LOWER_INNER_LIP, 1, 0.32), (17, 1, 0.30), (5, 1, 0.22), (8, 1, 0.08), (9, 1, 0.08),
+                 (UPPER_INNER_LIP, 1, -0.05), (6, 1, -0.03), (LEFT_MOUTH_CORNER, 1, 0.04),
+                 (RIGHT_MOUTH_CORNER, 1, 0.04))
+INNER_GAP_PER_OPENING = 0.32 + 0.05  # inner-lip gap (motion units) of one unit of opening
+
+
+JAW_ROWS = (5, 8, 9)  # chin and jaw
+
+
+def lip_closing_offsets(amount: np.ndarray | float) -> np.ndarray:
+    """The lip part of `opening_offsets` (the jaw stays): what closes a portrait's open mouth by `amount`."""
+    offsets = opening_offsets(amount)
+    offsets[..., JAW_ROWS, :] = 0
+    return offsets
+
+
+def opening_offsets(amount: np.ndarray | float) -> np.ndarray:
+    """(T,) mouth opening -> (T, 21, 3) expression offsets."""
+    amount = np.asarray(amount, np.float32)
+    offsets = np.zeros((*amount.shape, 21, 3), np.float32)
+    for row, axis, weight in MOUTH_OPENING:
+        offsets[..., row, axis] = weight * amount
+    return offsets
 
 
 @dataclass
@@ -60,9 +92,49 @@ class FaceFrame:
         unit = np.linalg.norm(points[8, :2] - points[9, :2]) / 2  # half the jaw width
         return cls(center, float(unit), ((points - center) / unit).astype(np.float32))
 
+    @property
+    def mouth_opening(self) -> float:
+        """How open the portrait's own mouth is, in units of `MOUTH_OPENING` (0: lips together)."""
+        return max(float(self.kp[LOWER_INNER_LIP, 1] - self.kp[UPPER_INNER_LIP, 1]), 0.0) / INNER_GAP_PER_OPENING
+
     def to_pixels(self, points: np.ndarray) -> np.ndarray:
         """(N, 3) motion-space points -> (N, 2) pixel coordinates (orthographic)."""
         return (points[:, :2] * self.unit + self.center[:2]).astype(np.float32)
+
+
+def similarity_transform(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(scale, R, t) with target ~ scale * source @ R + t for (N, 3) row-vector points (least squares, R proper)."""
+    mu_s, mu_t = source.mean(0), target.mean(0)
+    x, y = source - mu_s, target - mu_t
+    u, singular, vt = np.linalg.svd(x.T @ y)
+    d = np.sign(np.linalg.det(u @ vt))
+    correction = np.diag([1.0, 1.0, d])
+    rotation = u @ correction @ vt
+    scale = float((singular * np.diag(correction)).sum() / (x**2).sum())
+    return scale, rotation, mu_t - scale * mu_s @ rotation
+
+
+def landmark_motion(faces: list[Face]) -> np.ndarray:
+    """(T, 70) motion of a tracked face (a driving video) in the landmark space, relative to its first frame.
+
+    Head pose is the similarity transform of the rigid keypoints (nose, cheeks, forehead, eye corner) from the
+    first frame; expression is what remains, in the head's frame. The first frame's own mouth opening is added
+    back, so the motion's mouth is absolute, as the generator's is.
+    """
+    first = FaceFrame.from_face(faces[0])
+    rest = opening_offsets(first.mouth_opening)
+    motions = np.zeros((len(faces), MOTION_DIM), np.float32)
+    for index, face in enumerate(faces):
+        depth = face.depth if face.depth is not None else np.zeros(len(face.landmarks), np.float32)
+        points = np.concatenate([face.landmarks, depth[:, None]], axis=1)[KEYPOINT_MESH_INDEX]
+        points = (points.astype(np.float64) - first.center) / first.unit
+        scale, rotation, t = similarity_transform(first.kp[RIGID_ROWS].astype(np.float64), points[RIGID_ROWS])
+        exp = (points - t) / scale - first.kp @ rotation
+        motions[index, EXPRESSION] = (exp + rest).reshape(-1)
+        motions[index, SCALE] = scale
+        motions[index, TRANSLATION.start : TRANSLATION.start + 2] = t[:2]
+        motions[index, ANGLES] = angles_from_rotation(rotation)
+    return motions
 
 
 def mouth_opening(motion: np.ndarray) -> np.ndarray:

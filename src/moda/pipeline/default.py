@@ -1,4 +1,4 @@
-"""The default backend: the tiny generator shipped in the package (log-mel audio, landmark motion space),
+"""The default backend: the tiny generator shipped in the package (speech features, landmark motion space),
 rendered by the CPU warp renderer. Needs no download."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from importlib import resources
 import numpy as np
 import torch
 
-from ..audio.logmel import LogMelExtractor, StreamingLogMel
+from ..audio.speech import SpeechFeatureExtractor, StreamingSpeechFeatures
 from ..face.landmarks import FaceMeshDetector
 from ..generator.chaining import ChainingConfig, MotionStream, generate_motion
 from ..generator.checkpoint import load_trained_generator
@@ -24,13 +24,12 @@ from .backend import Capabilities, MotionRequest, WindowCallback
 class TinyBackend:
     """Subjects are `LandmarkWarpRenderer`s (the portrait and its landmark frame); motion is de-normalised."""
 
-    # The shipped model's corpus has no emotion labels (every clip is the null class).
-    capabilities = Capabilities(streams=True, emotions=False)
+    capabilities = Capabilities(streams=True, emotions=True)
     default_guidance = 1.5
 
     def __init__(self, generator: MotionGenerator, stats: MotionStats, chaining: ChainingConfig = ChainingConfig()):
         self.generator, self.stats, self.chaining = generator, stats, chaining
-        self.features = LogMelExtractor()
+        self.features = SpeechFeatureExtractor()
 
     @classmethod
     def shipped(cls) -> TinyBackend:
@@ -60,7 +59,7 @@ class TinyBackend:
 
     def stream(self, subject: LandmarkWarpRenderer, chunks: Iterable[np.ndarray],
                request: MotionRequest) -> Iterator[np.ndarray]:
-        features = StreamingLogMel(self.features)
+        features = StreamingSpeechFeatures(self.features)
         motion = MotionStream(self.generator, self._ref_kp(subject), neutral_prompt(self.stats), request.emotion,
                               request.guidance, request.rng, self.chaining)
         for chunk in chunks:

@@ -28,6 +28,7 @@ from ..timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from .backend import Backend, MotionRequest
 
 MIN_AUDIO_SECONDS = 0.2
+MAX_GUIDANCE = 10.0  # beyond this, guidance only smears the motion
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,13 @@ class Pipeline:
         if emotion != NULL_EMOTION and not self.backend.capabilities.emotions:
             print("moda: warning: this model was not trained with emotion labels; the emotion has little effect",
                   file=sys.stderr)
+        if not 0 <= options.seed < 2**63:
+            raise MoDAError(f"--seed {options.seed} is out of range; give a whole number from 0 to 2**63 - 1")
         audio_scale = self.backend.default_guidance if options.cfg_audio is None else options.cfg_audio
+        for flag, scale in (("--cfg-audio", audio_scale), ("--cfg-emotion", options.cfg_emotion)):
+            if scale is not None and not 0 <= scale <= MAX_GUIDANCE:  # NaN fails both comparisons
+                raise MoDAError(f"{flag} {scale} is out of range; give a guidance scale from 0 to {MAX_GUIDANCE:g} "
+                                "(1 = no guidance)")
         return MotionRequest(emotion, Guidance(audio_scale, options.cfg_emotion),
                              torch.Generator().manual_seed(options.seed))
 
@@ -69,6 +76,9 @@ class Pipeline:
                  overwrite: bool = False, progress: bool = True) -> Path:
         """Write an H.264 + AAC mp4 of the portrait speaking the audio; returns the output path."""
         out = check_output_path(out, overwrite)
+        for name, given in (("image", image), ("audio", audio)):
+            if Path(given).exists() and out.exists() and Path(given).resolve() == out.resolve():
+                raise MoDAError(f"--out {out} is the input {name}; choose another output file")
         portrait = limit_size(load_image(image))
         waveform = load_audio(audio, SAMPLE_RATE)
         if len(waveform) < MIN_AUDIO_SECONDS * SAMPLE_RATE:
@@ -100,4 +110,19 @@ class Pipeline:
         portrait = limit_size(load_image(image))
         request = self._request(options)
         subject = self.backend.prepare(portrait, str(image))
-        yield from self.backend.stream(subject, chunks, request)
+        yield from self.backend.stream(subject, checked_chunks(chunks), request)
+
+
+def checked_chunks(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """Stream input as 16 kHz mono float32: integer PCM is scaled to [-1, 1]; anything else is a clear error."""
+    for index, chunk in enumerate(chunks):
+        array = np.asarray(chunk)
+        if array.ndim != 1:
+            raise MoDAError(f"audio chunk {index} has shape {array.shape}; stream 16 kHz mono samples (1-D)")
+        if array.dtype.kind in "iu":
+            array = array / float(np.iinfo(array.dtype).max + 1)
+        elif array.dtype.kind != "f":
+            raise MoDAError(f"audio chunk {index} holds {array.dtype} values; stream float or integer PCM samples")
+        if not np.isfinite(array).all():
+            raise MoDAError(f"audio chunk {index} holds NaN or infinite samples")
+        yield array.astype(np.float32)

@@ -1,8 +1,11 @@
 """Video-driven reenactment (LivePortrait's own task): a portrait animated by the motion of a driving video.
 
-Source: crop (scale 2.3), appearance features and keypoints once. Driving: one crop box averaged over all
-frames (scale 2.2, no rotation), motion extracted per frame, applied relative to the first frame, stitched,
-rendered, pasted back into the portrait and written with the driving video's sound.
+With LivePortrait (`reenact`): source crop (scale 2.3), appearance features and keypoints once; driving: one
+crop box averaged over all frames (scale 2.2, no rotation), motion extracted per frame, applied relative to the
+first frame, stitched, rendered, pasted back into the portrait and written with the driving video's sound.
+
+In the default mode (`reenact_landmarks`, no weights): the driving face's MediaPipe mesh gives landmark motion
+(`moda.motion.landmark_space.landmark_motion`), rendered on the portrait by the CPU warp renderer.
 """
 
 from __future__ import annotations
@@ -15,17 +18,19 @@ from tqdm import tqdm
 
 from ..errors import MoDAError
 from ..face.crop import average_driving_box, crop_face
-from ..face.landmarks import FaceMeshDetector
+from ..face.landmarks import Face, FaceMeshDetector
 from ..media.audio import load_audio
 from ..media.image import limit_size, load_image
 from ..media.video import Mp4Writer, batched, check_output_path, has_audio, read_frames, video_info
 from ..motion.keypoints import KeypointInfo
+from ..motion.landmark_space import landmark_motion
 from ..renderer.driving import (
     eye_retargeting_input,
     lip_normalization,
     lip_retargeting_input,
     relative_driving_keypoints,
 )
+from ..renderer.landmark_warp import LandmarkWarpRenderer
 from ..renderer.liveportrait import LivePortraitRenderer, to_tensor, to_uint8
 from ..renderer.stitching import retarget_eyes, retarget_lip, stitch
 from .portrait import PreparedSource, prepare_source
@@ -120,6 +125,36 @@ def reenact(source_path: str | Path, driving_path: str | Path, out_path: str | P
                 writer.write(source.paste(rendered))
             bar.update(len(frames))
         bar.close()
+        if audio_rate:
+            writer.write_audio(load_audio(driving_path, audio_rate))
+    return out_path
+
+
+def reenact_landmarks(source_path: str | Path, driving_path: str | Path, out_path: str | Path,
+                      overwrite: bool = False, progress: bool = True) -> Path:
+    """The default mode's reenactment: no weights, no download."""
+    out_path = check_output_path(out_path, overwrite)
+    fps, frame_count = video_info(driving_path)
+    portrait = limit_size(load_image(source_path))
+    faces: list[Face | None] = []
+    with FaceMeshDetector() as detector:
+        renderer = LandmarkWarpRenderer(portrait, detector.largest(portrait, str(source_path)))
+        for frame in tqdm(read_frames(driving_path), total=frame_count, desc="track", unit="frame",
+                          disable=not progress):
+            found = detector.detect(frame)
+            faces.append(found[0] if found else None)
+    tracked = [face for face in faces if face is not None]
+    if not tracked:
+        raise MoDAError(f"no face found in any frame of {driving_path}; give a driving video of a face")
+    motion = iter(landmark_motion(tracked))
+    height, width = portrait.shape[:2]
+    audio_rate = AUDIO_RATE if has_audio(driving_path) else None
+    with Mp4Writer(out_path, fps, width, height, audio_rate) as writer:
+        vector = None
+        for face in tqdm(faces, desc="render", unit="frame", disable=not progress):
+            if face is not None:  # a frame without a face holds the last pose
+                vector = next(motion)
+            writer.write(renderer.render(vector) if vector is not None else portrait)
         if audio_rate:
             writer.write_audio(load_audio(driving_path, audio_rate))
     return out_path

@@ -3,8 +3,14 @@
 The portrait's 21 motion keypoints move with the generated expression and pose; points around the head
 move rigidly with the pose; points on the image border stay put. A thin-plate spline through those
 correspondences gives a smooth backward map, sampled on a coarse grid and upsampled, then `cv2.remap`
-warps the portrait. Where the inner lips part, a mouth cavity with a hint of upper teeth is painted in.
-No network and no weights: about 10 ms a frame at 512 px.
+warps the portrait. Where the inner lips part, a mouth interior is painted in: a cavity that darkens toward
+the back of the mouth, upper teeth under the upper lip and, for wide openings, lower teeth; its soft edge
+scales with the face, so it reads the same at 512 and 1024 px.
+
+The mouth is driven in absolute terms: generated motion describes a mouth that is closed at rest, so the
+portrait's own opening (a photo taken mid-word or with an open smile) is taken out first
+(`moda.motion.landmark_space.MOUTH_OPENING`); such a portrait closes on M / B / P and in pauses.
+No network and no weights.
 """
 
 from __future__ import annotations
@@ -13,9 +19,18 @@ import cv2
 import numpy as np
 import torch
 
+from ..errors import MoDAError
 from ..face.landmarks import Face
 from ..motion.keypoints import head_rotation, transform_keypoints
-from ..motion.landmark_space import LOWER_INNER_LIP, UPPER_INNER_LIP, FaceFrame
+from ..motion.landmark_space import (
+    INNER_GAP_PER_OPENING,
+    LEFT_MOUTH_CORNER,
+    LOWER_INNER_LIP,
+    RIGHT_MOUTH_CORNER,
+    UPPER_INNER_LIP,
+    FaceFrame,
+    lip_closing_offsets,
+)
 from ..motion.vector import MOTION_DIM, NUM_KEYPOINTS, SCALE, HeadMotion
 
 # MediaPipe face-oval ring, and the inner-lip ring (upper arc from corner to corner, then the lower arc back).
@@ -23,9 +38,26 @@ FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365
              176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
 INNER_UPPER = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
 INNER_LOWER = [308, 324, 318, 402, 317, 14, 87, 178, 88, 95, 78]
-LEFT_CORNER, RIGHT_CORNER = 12, 14  # keypoint rows of the mouth corners
+LIP_CONTROLS = [1, 2, 3, 4, 6, 7, 8, 9]  # contour points that steer the warp (not the corners, not the keypoints)
+CLOSED_GAP = 0.02  # motion units: an inner-lip gap below this is a closed mouth (landmark noise)
+PRESS = 1.25  # a portrait's open mouth is closed this much beyond its gap, so the lips meet, not just touch
+CAVITY_EDGE = np.array([95, 35, 40], np.float32)  # inside the lips
+CAVITY_BACK = np.array([28, 8, 12], np.float32)  # the back of the mouth
+TEETH = np.array([232, 226, 214], np.float32)
 HEAD_MARGIN = 1.35  # the oval pushed outward so hair and ears move with the head
+BODY_MARGIN = 2.2  # the lower oval pushed this far out is the neck and shoulders, which do not move
 GRID_STEP = 8  # pixels between evaluated warp samples
+
+
+def _without_mouth_interior(image: np.ndarray, face: Face) -> np.ndarray:
+    """The portrait with the area between its inner lips inpainted from the lips."""
+    mask = np.zeros(image.shape[:2], np.uint8)
+    contour = face.landmarks[INNER_UPPER + INNER_LOWER[1:-1]].round().astype(np.int32)
+    cv2.fillPoly(mask, [contour], 255)
+    lip_width = float(np.linalg.norm(face.landmarks[INNER_UPPER[0]] - face.landmarks[INNER_UPPER[-1]]))
+    grow = 2 * max(int(0.02 * lip_width), 1) + 1
+    mask = cv2.dilate(mask, np.ones((grow, grow), np.uint8))
+    return cv2.inpaint(image, mask, max(int(0.05 * lip_width), 3), cv2.INPAINT_TELEA)
 
 
 def _tps_kernel(r2: np.ndarray) -> np.ndarray:
@@ -60,9 +92,18 @@ class ThinPlateSpline:
 class LandmarkWarpRenderer:
     """Renders (T, 70) landmark-space motion (de-normalised) on one portrait."""
 
-    def __init__(self, image: np.ndarray, face: Face):
-        self.image = image
+    def __init__(self, image: np.ndarray, face: Face, absolute_mouth: bool = True):
         self.frame = FaceFrame.from_face(face)
+        opening = self.frame.mouth_opening
+        closed = opening * INNER_GAP_PER_OPENING < CLOSED_GAP or not absolute_mouth
+        # taken out of every frame's expression: the portrait's own mouth opening
+        self.rest_offsets = lip_closing_offsets(0.0 if closed else PRESS * opening)
+        # the warp source: with an open mouth closed, what showed between the lips (teeth, tongue) is filled
+        # from the lips around it, so the closed lips meet in lip colour and no teeth are ever duplicated
+        self.image = image if closed else _without_mouth_interior(image, face)
+        # a black-and-white photo gets a grey mouth interior
+        pixels = image.reshape(-1, 3)[:: max(len(image.reshape(-1, 3)) // 20000, 1)].astype(np.int16)
+        self.grayscale = float(np.ptp(pixels, axis=1).mean()) < 4
         height, width = image.shape[:2]
         depth = face.depth if face.depth is not None else np.zeros(len(face.landmarks), np.float32)
         mesh = np.concatenate([face.landmarks, depth[:, None]], axis=1).astype(np.float64)
@@ -72,9 +113,14 @@ class LandmarkWarpRenderer:
         self.head_points = (center + (oval - center) * HEAD_MARGIN).astype(np.float32)  # rigid with the pose
         border = [(x, y) for x in (0, width / 2, width - 1) for y in (0, height / 2, height - 1)
                   if (x, y) != (width / 2, height / 2)]
-        self.border = np.array(border, dtype=np.float32)
+        # neck and shoulders stay where they are: fixed points below the face, well outside the head ring
+        direction = oval[:, :2] - center[:2]
+        below = oval[direction[:, 1] > np.linalg.norm(direction, axis=1) * np.cos(np.radians(40))]  # chin and jaw
+        body = self.frame.to_pixels((center + (below - center) * BODY_MARGIN).astype(np.float32))
+        body = body[(body[:, 0] > 0) & (body[:, 0] < width - 1) & (body[:, 1] > 0) & (body[:, 1] < height - 1)]
+        self.border = np.concatenate([np.array(border, dtype=np.float32), body])
         self.inner_upper = face.landmarks[INNER_UPPER].astype(np.float32)
-        self.inner_lower = face.landmarks[INNER_LOWER].astype(np.float32)
+        self.inner_lower = face.landmarks[INNER_LOWER[::-1]].astype(np.float32)  # paired with the upper points
         # samples at the centres of GRID_STEP blocks, where cv2.resize puts them when upsampling
         ys, xs = np.mgrid[0 : -(-height // GRID_STEP), 0 : -(-width // GRID_STEP)] * GRID_STEP + (GRID_STEP - 1) / 2
         self.grid = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
@@ -95,42 +141,97 @@ class LandmarkWarpRenderer:
 
     def render(self, motion: np.ndarray) -> np.ndarray:
         """One frame (H, W, 3) uint8 for a 70-d motion vector."""
-        driven = self._control_points(HeadMotion.from_vector(torch.from_numpy(np.asarray(motion, np.float32))[None]))
-        backward = ThinPlateSpline(driven, self.source_points)
+        vector = torch.from_numpy(np.asarray(motion, np.float32))[None]
+        if not torch.isfinite(vector).all():  # a last guard: cv2.remap never returns on NaN maps
+            raise MoDAError("the motion to render is not finite (NaN or infinite); check the audio and guidance")
+        parts = HeadMotion.from_vector(vector)
+        parts.exp = parts.exp - torch.from_numpy(self.rest_offsets)
+        driven = self._control_points(parts)
+        upper, lower = self._lips(driven)
+        lips = np.concatenate([upper[LIP_CONTROLS], lower[LIP_CONTROLS]])
+        source_lips = np.concatenate([self.inner_upper[LIP_CONTROLS], self.inner_lower[LIP_CONTROLS]])
+        backward = ThinPlateSpline(np.concatenate([driven, lips]), np.concatenate([self.source_points, source_lips]))
         height, width = self.image.shape[:2]
         displacement = (backward(self.grid) - self.grid).reshape(*self.grid_shape, 2).astype(np.float32)
         upsampled = cv2.resize(displacement, (self.grid_shape[1] * GRID_STEP, self.grid_shape[0] * GRID_STEP),
                                interpolation=cv2.INTER_LINEAR)[:height, :width]
         maps = self.identity + upsampled
         frame = cv2.remap(self.image, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        return self._paint_mouth(frame, driven)
+        return self._paint_mouth(frame, upper, lower)
 
-    def _paint_mouth(self, frame: np.ndarray, driven: np.ndarray) -> np.ndarray:
-        """Fill the gap between the driven inner lips with a dark cavity and a band of upper teeth."""
-        source, moved = self.source_points, driven
-        displacement = moved[:21] - source[:21]
-        left, right = source[LEFT_CORNER, 0], source[RIGHT_CORNER, 0]
+    def _lips(self, driven: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The driven inner-lip contours, upper and lower (paired points, left to right), in pixels.
+
+        The lips' midline moves like the mouth's middle keypoints, blending into the corners' motion; the lips
+        part around it by the driven gap, in a rounded opening that closes toward the corners. So a portrait's
+        open mouth closes along its whole width, and a closed one opens in a natural shape.
+        """
+        source = self.source_points
+        displacement = driven[:NUM_KEYPOINTS] - source[:NUM_KEYPOINTS]
+        left, right = source[LEFT_MOUTH_CORNER, 0], source[RIGHT_MOUTH_CORNER, 0]
         center_x, half = (left + right) / 2, max(abs(right - left) / 2, 1.0)
+        midline = (self.inner_upper + self.inner_lower) / 2
+        weight = np.clip(np.abs(midline[:, 0] - center_x) / half, 0, 1)[:, None] ** 2
+        corner = np.where((midline[:, 0] < center_x)[:, None], displacement[LEFT_MOUTH_CORNER],
+                          displacement[RIGHT_MOUTH_CORNER])
+        middle = (displacement[UPPER_INNER_LIP] + displacement[LOWER_INNER_LIP]) / 2
+        moved = midline + weight * corner + (1 - weight) * middle
+        gap = max(float(driven[LOWER_INNER_LIP, 1] - driven[UPPER_INNER_LIP, 1]), 0.0)
+        shape = np.clip(1 - ((midline[:, 0] - center_x) / half) ** 2, 0, 1)[:, None]
+        half_gap = np.concatenate([np.zeros_like(shape), gap / 2 * shape], axis=1)
+        return (moved - half_gap).astype(np.float32), (moved + half_gap).astype(np.float32)
 
-        def follow(points: np.ndarray, middle_row: int) -> np.ndarray:
-            w = np.clip(np.abs(points[:, 0] - center_x) / half, 0, 1)[:, None]
-            corner = np.where((points[:, 0] < center_x)[:, None], displacement[LEFT_CORNER], displacement[RIGHT_CORNER])
-            return points + w * corner + (1 - w) * displacement[middle_row]
-
-        upper, lower = follow(self.inner_upper, UPPER_INNER_LIP), follow(self.inner_lower, LOWER_INNER_LIP)
-        gap = float(np.min(lower[3:8, 1]) - np.max(upper[3:8, 1])) if len(upper) > 8 else 0.0
+    def _paint_mouth(self, frame: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
+        """Fill the gap between the driven inner lips with the mouth interior."""
+        source = self.source_points
+        left, right = source[LEFT_MOUTH_CORNER, 0], source[RIGHT_MOUTH_CORNER, 0]
+        center_x, half = (left + right) / 2, max(abs(right - left) / 2, 1.0)
+        gap = float(np.max(lower[:, 1] - upper[:, 1]))
         if gap < 1.0:
             return frame
-        polygon = np.concatenate([upper, lower]).round().astype(np.int32)
-        mask = np.zeros(frame.shape[:2], np.uint8)
-        cv2.fillPoly(mask, [polygon], 255)
-        teeth = np.zeros_like(mask)
-        band = np.concatenate([upper, upper[::-1] + [0, min(gap * 0.35, 0.08 * half * 2)]]).round().astype(np.int32)
-        cv2.fillPoly(teeth, [band], 255)
-        teeth &= mask
-        soft = cv2.GaussianBlur(mask, (5, 5), 0).astype(np.float32)[..., None] / 255
-        soft_teeth = cv2.GaussianBlur(teeth, (3, 3), 0).astype(np.float32)[..., None] / 255
-        cavity = np.array([60, 20, 25], np.float32)
-        teeth_color = np.array([225, 220, 210], np.float32)
-        interior = cavity * (1 - soft_teeth) + teeth_color * soft_teeth
-        return (frame.astype(np.float32) * (1 - soft) + interior * soft).round().astype(np.uint8)
+        # work in a box around the mouth only
+        polygon = np.concatenate([upper, lower[::-1]])
+        margin = int(0.2 * half) + 4
+        x0, y0 = np.floor(polygon.min(0)).astype(int) - margin
+        x1, y1 = np.ceil(polygon.max(0)).astype(int) + margin
+        height, width = frame.shape[:2]
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+        if x1 <= x0 or y1 <= y0:
+            return frame
+        offset = np.array([x0, y0], np.float32)
+        size = (y1 - y0, x1 - x0)
+
+        def fill(points: np.ndarray) -> np.ndarray:
+            mask = np.zeros(size, np.uint8)
+            cv2.fillPoly(mask, [np.round((points - offset) * 4).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=2)
+            return mask
+
+        mouth = fill(polygon)
+
+        def teeth_band(lip: np.ndarray, height: float, direction: float) -> np.ndarray | None:
+            """A row of teeth along a lip, tallest in the middle, gone before the corners."""
+            if height < 1:
+                return None
+            taper = np.clip(1 - ((lip[:, 0] - center_x) / (0.8 * half)) ** 2, 0, 1)[:, None]
+            edge = lip + [0, direction * height] * taper
+            return fill(np.concatenate([lip, edge[::-1]])) & mouth
+
+        upper_teeth = teeth_band(upper, min(gap * 0.38, 0.2 * half), 1.0)
+        lower_teeth = teeth_band(lower, max(gap - 0.8 * half, 0.0) * 0.25, -1.0)  # only when wide open
+
+        blur = 2 * max(int(0.025 * half), 1) + 1  # soft edge in proportion to the mouth
+        soft = cv2.GaussianBlur(mouth, (blur, blur), 0).astype(np.float32)[..., None] / 255
+        depth = cv2.distanceTransform((mouth > 127).astype(np.uint8), cv2.DIST_L2, 3)
+        depth = np.clip(depth / max(gap * 0.45, 1.0), 0, 1)[..., None]  # 0 at the lips, 1 deep inside
+        interior = CAVITY_EDGE * (1 - depth) + CAVITY_BACK * depth
+        for teeth, shade in ((upper_teeth, 1.0 - 0.25 * depth), (lower_teeth, 0.65 - 0.2 * depth)):
+            if teeth is None:
+                continue
+            alpha = cv2.GaussianBlur(teeth, (blur, blur), 0).astype(np.float32)[..., None] / 255
+            interior = interior * (1 - alpha) + TEETH * shade * alpha
+        region = frame[y0:y1, x0:x1].astype(np.float32)
+        if self.grayscale:
+            interior = interior.mean(-1, keepdims=True)
+        out = frame.copy()
+        out[y0:y1, x0:x1] = np.clip(region * (1 - soft) + interior * soft + 0.5, 0, 255).astype(np.uint8)
+        return out

@@ -63,6 +63,37 @@ def test_corpus_command_writes_train_and_heldout_shards(tmp_path):
     assert len(train) == 3 and len(heldout) == 1
     clip = load_clip(heldout[0])
     frames = clip.motion.shape[0]
-    assert frames > 80 and clip.audio.shape == (frames, 4, 80) and clip.extras["mouth_open"].shape == (frames,)
+    assert frames > 80 and clip.audio.shape == (frames, 4, 30) and clip.extras["mouth_open"].shape == (frames,)
     assert np.corrcoef(mouth_opening(clip.motion.numpy()), clip.extras["mouth_open"].numpy())[0, 1] > 0.95
     assert clip.source.endswith((".", "!", "?"))
+
+
+def test_emotions_shape_the_face_the_expected_way():
+    from moda.emotion import emotion_id
+    from moda.motion.landmark_space import BROWS, LEFT_MOUTH_CORNER, RIGHT_MOUTH_CORNER
+    from moda.training.synthetic.motion import style_of
+
+    rng = np.random.default_rng(1)
+    shapes = np.tile(np.array([[0.3, 0.45, 0.0]], np.float32), (100, 1))
+    kp = rng.normal(size=(21, 3)).astype(np.float32)
+    faces = {}
+    for name in ("happy", "sad", "surprised", "angry"):
+        motion = synthesize_motion(shapes, np.zeros(100), kp, np.random.default_rng(2), style_of(emotion_id(name)))
+        exp = motion[:, :63].reshape(-1, 21, 3)
+        faces[name] = {"corners": exp[:, [LEFT_MOUTH_CORNER, RIGHT_MOUTH_CORNER], 1].mean(),
+                       "brows": exp[:, list(BROWS), 1].mean(), "head": motion[:, 67:70].std()}
+    assert faces["happy"]["corners"] < faces["sad"]["corners"]  # y grows downward: happy corners are higher
+    assert faces["surprised"]["brows"] < faces["happy"]["brows"] < faces["angry"]["brows"]
+    assert faces["sad"]["head"] < faces["angry"]["head"]
+
+
+def test_degraded_speech_keeps_its_timing():
+    from moda.training.synthetic.augment import codec_round_trip, degrade
+
+    rng = np.random.default_rng(0)
+    speech = Espeak().synthesize("Papa bought a map.").waveform
+    for codec in ("mp3", "aac", "libopus"):
+        decoded = codec_round_trip(speech, codec, 32000)
+        assert len(decoded) == len(speech) and np.corrcoef(decoded, speech)[0, 1] > 0.9, codec
+    degraded = degrade(speech, rng)
+    assert degraded.shape == speech.shape and np.isfinite(degraded).all() and np.abs(degraded).max() <= 1.0

@@ -1,5 +1,7 @@
-"""A synthetic talking-head corpus that needs nothing from outside: espeak-ng speech, phoneme-timed mouth
-shapes, head motion and blinks in the landmark motion space, and log-mel audio features.
+"""A synthetic talking-head corpus that needs nothing from outside: espeak-ng speech in many voices,
+phoneme-timed mouth shapes, emotions, head motion and blinks in the landmark motion space, and the default
+mode's speech features (`moda.audio.speech`) of the speech as a real recording might have it (room, noise,
+band limit, codec, level: `augment.degrade`).
 
 `moda synthesize-corpus --out data/synthetic` writes train/ and heldout/ shard folders; held-out shards also
 carry the ground-truth mouth opening (`extra.mouth_open`) for `moda eval`.
@@ -7,16 +9,22 @@ carry the ground-truth mouth opening (`extra.mouth_open`) for `moda eval`.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ...audio.logmel import LogMelExtractor
+from ...audio.speech import SpeechFeatureExtractor
+from ...emotion import NULL_EMOTION, NUM_EMOTIONS
 from ...shards import SHARD_SUFFIX, Clip, save_clip
-from .motion import synthesize_motion
+from ...timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
+from .augment import degrade
+from .motion import style_of, synthesize_motion
 from .speech import Espeak
 from .visemes import mouth_shapes
 
@@ -29,6 +37,10 @@ OBJECTS = ["a blue boat", "the heavy box", "some fresh bread", "the broken windo
            "the morning paper", "a bowl of soup", "the yellow kite", "two white mugs", "the garden gate"]
 PLACES = ["near the river", "before lunch", "in the kitchen", "after the storm", "at the market", "on Monday",
           "by the window", "under the bridge", "behind the school", "every morning", "with great care", "too slowly"]
+VOICES = ["en-us", "en-us+f1", "en-us+f2", "en-us+f3", "en-us+f4", "en-us+m1", "en-us+m2", "en-us+m3", "en-us+m4",
+          "en-us+m5", "en-us+m6", "en-us+klatt", "en-us+klatt2", "en-us+Andy", "en-us+Annie", "en-us+Michael",
+          "en-us+belinda", "en-us+david", "en-us+Alicia", "en-us+Storm", "en-gb-x-rp", "en-029"]
+LABELLED = 0.75  # share of clips with an emotion label; the rest are neutral and unlabelled (the null class)
 EXTRAS = ["Really?", "Oh well.", "Why not!", "Maybe tomorrow.", "That was amazing.", "Please wait here.",
           "Look out!", "Thank you so much.", "Who knows?", "Absolutely.", "No, never."]
 
@@ -43,42 +55,52 @@ def random_sentence(rng: np.random.Generator) -> str:
 
 @dataclass
 class SyntheticClip:
-    clip: Clip
-    waveform: np.ndarray  # 16 kHz
+    """A clip before its audio features: the motion and targets, and the speech as recorded."""
+
+    motion: np.ndarray  # (T, 70)
+    mouth_open: np.ndarray  # (T,) ground-truth opening
+    identity: np.ndarray  # (21, 3)
+    emotion: int
+    waveform: np.ndarray  # 16 kHz, as recorded (degraded when augmented)
     text: str
+
+    def to_clip(self, features: torch.Tensor) -> Clip:
+        frames = len(self.motion)
+        return Clip(torch.from_numpy(self.motion), features[:frames], torch.from_numpy(self.identity.reshape(-1)),
+                    self.emotion, extras={"mouth_open": torch.from_numpy(self.mouth_open.copy())}, source=self.text)
 
 
 class CorpusSynthesizer:
-    def __init__(self, ref_kp: np.ndarray, seed: int = 0):
+    def __init__(self, ref_kp: np.ndarray, seed: int = 0, augment: bool = True):
         self.espeak = Espeak()
-        self.features = LogMelExtractor()
         self.ref_kp = ref_kp.astype(np.float32)  # (21, 3)
         self.rng = np.random.default_rng(seed)
+        self.augment = augment
 
     def utterance(self, sentences: int) -> SyntheticClip:
-        """A clip of `sentences` sentences with short pauses, at a random speaking rate and pitch."""
-        self.espeak.set_rate(int(self.rng.integers(140, 200)))
-        self.espeak.set_pitch(int(self.rng.integers(25, 75)))
+        """A clip of `sentences` sentences with short pauses, in a random voice, rate, pitch and emotion."""
+        self.espeak.set_voice(str(self.rng.choice(VOICES)))
+        self.espeak.set_rate(int(self.rng.integers(130, 210)))
+        self.espeak.set_pitch(int(self.rng.integers(20, 80)))
+        emotion = int(self.rng.integers(NUM_EMOTIONS)) if self.rng.random() < LABELLED else NULL_EMOTION
         parts, phonemes, offset, texts = [], [], 0.0, []
         for _ in range(sentences):
             text = random_sentence(self.rng)
             utterance = self.espeak.synthesize(text)
-            pause = np.zeros(int(self.rng.uniform(0.1, 0.5) * 16000), dtype=np.float32)
+            pause = np.zeros(int(self.rng.uniform(0.1, 0.6) * SAMPLE_RATE), dtype=np.float32)
             parts += [utterance.waveform, pause]
             phonemes += [type(p)(p.symbol, p.start + offset, p.end + offset) for p in utterance.phonemes]
-            offset += (len(utterance.waveform) + len(pause)) / 16000
+            offset += (len(utterance.waveform) + len(pause)) / SAMPLE_RATE
             texts.append(text)
         waveform = np.concatenate(parts)
-        frames = len(waveform) // 640
+        frames = len(waveform) // SAMPLES_PER_FRAME
         shapes = mouth_shapes(phonemes, offset)[:frames]
-        energy = np.sqrt((waveform[: frames * 640].reshape(frames, 640) ** 2).mean(1))
+        energy = np.sqrt((waveform[: frames * SAMPLES_PER_FRAME].reshape(frames, -1) ** 2).mean(1))
         energy = energy / (energy.max() + 1e-8)
         identity = self.ref_kp * np.array([self.rng.uniform(0.95, 1.05), self.rng.uniform(0.95, 1.05), 1.0], np.float32)
-        motion = synthesize_motion(shapes, energy, identity, self.rng)
-        features = self.features(waveform)[:frames]
-        clip = Clip(torch.from_numpy(motion), features, torch.from_numpy(identity.reshape(-1)),
-                    extras={"mouth_open": torch.from_numpy(shapes[:, 0].copy())}, source=" ".join(texts))
-        return SyntheticClip(clip, waveform, " ".join(texts))
+        motion = synthesize_motion(shapes, energy, identity, self.rng, style_of(emotion))
+        recorded = degrade(waveform, self.rng) if self.augment else waveform
+        return SyntheticClip(motion, shapes[:, 0], identity, emotion, recorded, " ".join(texts))
 
 
 def canonical_keypoints() -> np.ndarray:
@@ -91,17 +113,30 @@ def canonical_keypoints() -> np.ndarray:
         return FaceFrame.from_face(detector.largest(sample_portrait())).kp
 
 
-def synthesize_corpus(out: str | Path, clips: int, heldout: int, seed: int = 0, progress: bool = True) -> Path:
+def _speech_features(waveform: np.ndarray) -> torch.Tensor:
+    return SpeechFeatureExtractor()(waveform)
+
+
+def synthesize_corpus(out: str | Path, clips: int, heldout: int, seed: int = 0, progress: bool = True,
+                      workers: int | None = None) -> Path:
+    """Training clips as real recordings might have them; held-out clips clean (as `moda eval` scores them).
+
+    Clips are drawn in order from one seeded generator; their audio features (phone recognition is the slow part)
+    are computed by `workers` processes (default: one per CPU), which does not change any value.
+    """
     out = Path(out)
     synthesizer = CorpusSynthesizer(canonical_keypoints(), seed)
-    for split, count in (("train", clips), ("heldout", heldout)):
-        folder = out / split
-        folder.mkdir(parents=True, exist_ok=True)
-        for index in tqdm(range(count), desc=f"synthesize {split}", disable=not progress):
-            path = folder / f"{split}_{index:05d}{SHARD_SUFFIX}"
-            sample = synthesizer.utterance(int(synthesizer.rng.integers(2, 4)))  # draw even when skipping
-            if not path.exists():
-                save_clip(path, sample.clip)
+    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=get_context("spawn")) as pool:
+        for split, count in (("train", clips), ("heldout", heldout)):
+            synthesizer.augment = split == "train"
+            folder = out / split
+            folder.mkdir(parents=True, exist_ok=True)
+            paths = [folder / f"{split}_{index:05d}{SHARD_SUFFIX}" for index in range(count)]
+            # every clip is drawn, so skipping existing shards (resume) leaves the others unchanged
+            drawn = [synthesizer.utterance(int(synthesizer.rng.integers(2, 4))) for _ in paths]
+            todo = [(path, sample) for path, sample in zip(paths, drawn) if not path.exists()]
+            features = pool.map(_speech_features, [sample.waveform for _, sample in todo], chunksize=4)
+            for (path, sample), feature in tqdm(zip(todo, features), total=len(todo), desc=f"synthesize {split}",
+                                                disable=not progress):
+                save_clip(path, sample.to_clip(feature))
     return out
-
-

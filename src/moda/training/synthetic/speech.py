@@ -71,8 +71,7 @@ class Espeak:
         self._events: list[tuple[int, str, int]] = []  # (type, phoneme, audio position in samples)
         self._callback = _CALLBACK(self._on_synth)  # keep a reference: the library calls it
         self.lib.espeak_SetSynthCallback(self._callback)
-        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise MoDAError(f"espeak-ng has no voice {voice!r}")
+        self.set_voice(voice)
 
     def _on_synth(self, wav, count, events) -> int:
         if count > 0:
@@ -85,6 +84,11 @@ class Espeak:
                 self._events.append((event.type, symbol, event.sample))
             index += 1
         return 0
+
+    def set_voice(self, voice: str) -> None:
+        """A voice by name, with an optional variant (`en-us+f2`)."""
+        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise MoDAError(f"espeak-ng has no voice {voice!r}")
 
     def set_rate(self, words_per_minute: int) -> None:
         self.lib.espeak_SetParameter(1, words_per_minute, 0)  # espeakRATE

@@ -1,0 +1,76 @@
+"""The default mode on real speech and real photos: `moda score` on every face x speech pair in ../shared/real.
+
+    python benchmarks/real_speech.py [--real ../shared/real] [--report docs/eval_report.json]
+
+Prints one row per pair and the totals (open-vowel and bilabial shares pooled over all frames of a face, the
+other figures averaged), and with --report writes them into the report's "real_speech" section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from moda import GenerateOptions, Pipeline
+from moda.evaluation.score import score_video
+
+FIGURES = ("envelope_corr", "vowel_bilabial_d", "open_vowel_open_share", "bilabial_closed_share", "identity_drift",
+           "jitter")
+
+
+def summarize(rows: list[dict]) -> dict[str, float]:
+    """Shares pooled over all frames (weighted by each clip's frame count), other figures averaged over clips
+    that have them (a clip without bilabials has no bilabial d)."""
+    weights = {"open_vowel_open_share": "open_vowel_frames", "bilabial_closed_share": "bilabial_frames"}
+    out = {}
+    for figure in FIGURES:
+        rows_with = [r for r in rows if not np.isnan(r[figure])]
+        if figure in weights:
+            out[figure] = float(np.average([r[figure] for r in rows_with], weights=[r[weights[figure]] for r in rows_with]))
+        else:
+            out[figure] = float(np.mean([r[figure] for r in rows_with]))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--real", default=str(Path(__file__).resolve().parents[2] / "shared" / "real"))
+    parser.add_argument("--report", help="a report JSON to add the real_speech section to")
+    args = parser.parse_args()
+    real = Path(args.real)
+    faces = sorted((real / "faces").glob("*.jpg"))
+    speech = sorted((real / "speech").glob("*.wav"))
+    pipeline = Pipeline.default()
+    rows, started = [], time.perf_counter()
+    print(f"{'face':<8} {'speech':<12} " + " ".join(f"{f:>22}" for f in FIGURES))
+    with tempfile.TemporaryDirectory() as folder:
+        for face in faces:
+            for clip in speech:
+                out = pipeline.generate(face, clip, Path(folder) / f"{face.stem}_{clip.stem}.mp4",
+                                        GenerateOptions(seed=0), progress=False)
+                score = score_video(out, clip)
+                row = {"face": face.name, "speech": clip.name, "open_vowel_frames": score.open_vowel_frames,
+                       "bilabial_frames": score.bilabial_frames, **{f: getattr(score, f) for f in FIGURES}}
+                rows.append(row)
+                print(f"{face.stem:<8} {clip.stem:<12} " + " ".join(f"{row[f]:>22.3f}" for f in FIGURES), flush=True)
+    per_face = {face.name: summarize([r for r in rows if r["face"] == face.name]) for face in faces}
+    print("\nper face (shares pooled over all frames, the rest averaged over the speech clips):")
+    for name, figures in per_face.items():
+        print(f"{name:<8} " + " ".join(f"{figures[f]:>22.3f}" for f in FIGURES))
+    overall = {f: float(np.nanmean([v[f] for v in per_face.values()])) for f in FIGURES}
+    print("all      " + " ".join(f"{overall[f]:>22.3f}" for f in FIGURES))
+    print(f"\n{len(rows)} videos generated and scored in {time.perf_counter() - started:.0f} s")
+    if args.report:
+        path = Path(args.report)
+        report = json.loads(path.read_text()) if path.is_file() else {}
+        report["real_speech"] = {"overall": overall, "per_face": per_face, "pairs": rows}
+        path.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

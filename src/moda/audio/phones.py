@@ -1,0 +1,114 @@
+"""Phone recognition with PocketSphinx (its wheel ships the en-us acoustic model and a phone language model).
+
+All-phone decoding needs no transcript and no word vocabulary: it labels every 10 ms of any speech with the
+closest English phone, which is what lip motion needs (the mouth shape of a sound, not the word). Speech in
+other languages still gets the nearest English phones; the default front-end therefore also keeps
+language-independent cues (energy, voicing, spectrum), see `moda.audio.speech`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ..errors import MoDAError
+from ..timebase import FPS, SAMPLE_RATE
+
+PHONE_RATE = 100  # PocketSphinx frames per second
+SILENCE_FLOOR_DB = -50.0  # dBFS: quieter than this is silence, whatever the recording level
+RECOGNITION_LEVEL_DB = -20.0  # dBFS the loud parts of speech are brought to before recognition
+
+# Mouth classes of the CMU phone set, by how the lips and jaw move.
+VISEME_CLASSES = {
+    "silence": ("SIL", "+SPN+", "+NSN+", "+BREATH+", "+COUGH+", "+LAUGH+", "+SMACK+", "+UM+", "+UH+"),
+    "bilabial": ("P", "B", "M"),
+    "labiodental": ("F", "V"),
+    "dental_alveolar": ("TH", "DH", "T", "D", "N", "L", "S", "Z"),
+    "postalveolar": ("SH", "ZH", "CH", "JH"),
+    "back": ("K", "G", "NG", "HH"),
+    "rounded_consonant": ("W", "R"),
+    "palatal": ("Y",),
+    "open_vowel": ("AA", "AE", "AH", "AO", "AW", "AY"),
+    "mid_vowel": ("EH", "ER", "EY"),
+    "close_vowel": ("IH", "IY"),
+    "rounded_vowel": ("OW", "OY", "UH", "UW"),
+}
+VISEMES = tuple(VISEME_CLASSES)
+VISEME_OF = {phone: index for index, members in enumerate(VISEME_CLASSES.values()) for phone in members}
+OPEN_VOWELS = frozenset(VISEME_CLASSES["open_vowel"] + ("EH",))
+BILABIALS = frozenset(VISEME_CLASSES["bilabial"])
+
+
+@dataclass(frozen=True)
+class Phone:
+    label: str  # CMU phone (e.g. "AA"), or "SIL" / a filler such as "+NSN+"
+    start: float  # seconds
+    end: float  # seconds, exclusive
+
+    @property
+    def viseme(self) -> int:
+        return VISEME_OF.get(self.label, VISEME_OF["SIL"])
+
+
+@lru_cache(maxsize=1)
+def _decoder():
+    try:
+        from pocketsphinx import Decoder, get_model_path
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise MoDAError("phone recognition needs pocketsphinx; reinstall moda (pip install moda)") from exc
+    model = get_model_path()
+    return Decoder(hmm=os.path.join(model, "en-us", "en-us"), allphone=os.path.join(model, "en-us", "en-us-phone.lm.bin"),
+                   lm=None, lw=2.0, beam=1e-20, pbeam=1e-20, loglevel="FATAL")
+
+
+def speech_level_db(waveform: np.ndarray) -> float:
+    """The level of the loud parts of speech: the 95th percentile of 10 ms RMS levels, in dBFS (at least
+    SILENCE_FLOOR_DB, so that silence is never amplified into speech)."""
+    steps = len(waveform) // 160
+    if steps == 0:
+        return SILENCE_FLOOR_DB
+    rms = np.sqrt((waveform[: steps * 160].astype(np.float64).reshape(steps, 160) ** 2).mean(1))
+    return max(float(np.percentile(20 * np.log10(rms + 1e-6), 95)), SILENCE_FLOOR_DB)
+
+
+def recognize_phones(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> list[Phone]:
+    """Phones of 16 kHz mono float speech, in time order; the whole signal is covered. The speech is brought to
+    a standard level first, so the recording level does not change what is heard."""
+    if sample_rate != SAMPLE_RATE:
+        raise ValueError(f"phone recognition takes {SAMPLE_RATE} Hz audio, not {sample_rate}")
+    waveform = np.nan_to_num(waveform.astype(np.float64))
+    level = speech_level_db(waveform)
+    if level <= SILENCE_FLOOR_DB:
+        return [Phone("SIL", 0.0, len(waveform) / sample_rate)]
+    # dither of about one bit: digital silence otherwise decodes as a fricative
+    dither = np.random.default_rng(len(waveform)).normal(0, 1.0, len(waveform))
+    pcm = np.clip(waveform * 10 ** ((RECOGNITION_LEVEL_DB - level) / 20) * 32767 + dither, -32768, 32767)
+    pcm = pcm.astype(np.int16)
+    decoder = _decoder()
+    decoder.reinit()  # the decoder adapts across utterances; a fresh state makes every call independent
+    decoder.start_utt()
+    decoder.process_raw(pcm.tobytes(), full_utt=True)
+    decoder.end_utt()
+    return [Phone(s.word, s.start_frame / PHONE_RATE, (s.end_frame + 1) / PHONE_RATE) for s in decoder.seg()]
+
+
+def viseme_track(phones: list[Phone], frames: int, rate: int = FPS) -> np.ndarray:
+    """(frames,) viseme class of the phone under each frame's centre (silence where none)."""
+    track = np.full(frames, VISEME_OF["SIL"], dtype=np.int64)
+    centres = (np.arange(frames) + 0.5) / rate
+    for phone in phones:
+        track[(centres >= phone.start) & (centres < phone.end)] = phone.viseme
+    return track
+
+
+def phone_track(phones: list[Phone], frames: int, rate: int = FPS) -> list[str]:
+    """The phone label under each frame's centre ("SIL" where none)."""
+    labels = ["SIL"] * frames
+    for phone in phones:
+        for frame in range(max(int(phone.start * rate), 0), min(int(np.ceil(phone.end * rate)), frames)):
+            if phone.start <= (frame + 0.5) / rate < phone.end:
+                labels[frame] = phone.label
+    return labels

@@ -1,0 +1,138 @@
+"""The default mode's speech front-end: what is said, not who says it or how it was recorded.
+
+Per 10 ms (four sub-frames per 25 fps video frame, laid out like HuBERT's (T, layers, width) features):
+  - the mouth class of the recognised phone (`moda.audio.phones`, 12 classes, one-hot);
+  - loudness in dB relative to the surrounding speech's own level (loudness- and microphone-invariant);
+  - voicing (normalised autocorrelation peak at 60-400 Hz; language-independent);
+  - 16 log-mel bands, mean- and variance-normalised over the surrounding audio (removes the channel).
+The features of each block of 80 frames (3.2 s, one generator window) are computed from that block and a little
+audio around it (statistics: 1 s before, 0.4 s after; phones: 0.3 s before, 0.4 s after) and nothing else, so
+offline and streaming features are identical, streaming waits 0.4 s past a window, and long audio costs
+memory per block only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import MoDAError
+from ..timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
+from .logmel import LogMelExtractor
+from .phones import VISEMES, recognize_phones, speech_level_db
+
+SUBFRAMES = 4  # 10 ms steps per video frame
+HOP = SAMPLES_PER_FRAME // SUBFRAMES  # 160 samples
+MEL_BANDS = 16
+FEATURE_DIM = len(VISEMES) + 2 + MEL_BANDS  # visemes, loudness, voicing, bands
+PITCH_RANGE = (60.0, 400.0)  # Hz
+
+
+@dataclass(frozen=True)
+class SpeechFeatureConfig:
+    block_frames: int = 80  # frames computed together (3.2 s)
+    history_frames: int = 25  # frames before a block that its statistics see (1 s)
+    phone_history_frames: int = 8  # ... that its phone decoding sees (0.32 s)
+    lookahead_frames: int = 10  # frames after a block that both see (0.4 s)
+
+
+def _subframe_db(window: np.ndarray, count: int) -> np.ndarray:
+    """(count,) RMS level in dBFS of consecutive 10 ms steps."""
+    steps = np.zeros(count * HOP, np.float32)
+    steps[: min(len(window), len(steps))] = window[: len(steps)]
+    rms = np.sqrt((steps.reshape(count, HOP).astype(np.float64) ** 2).mean(1))
+    return 20 * np.log10(rms + 1e-6)
+
+
+def _voicing(window: np.ndarray, count: int) -> np.ndarray:
+    """(count,) peak of the normalised autocorrelation in the pitch lag range, per 10 ms step (25 ms frames)."""
+    frame = 400
+    padded = np.pad(window.astype(np.float32), (frame // 2, frame // 2 + count * HOP))
+    starts = np.arange(count) * HOP + HOP // 2
+    frames = np.stack([padded[s : s + frame] for s in starts]) * np.hanning(frame).astype(np.float32)
+    spectrum = np.fft.rfft(frames - frames.mean(1, keepdims=True), n=1024)
+    correlation = np.fft.irfft(np.abs(spectrum) ** 2, n=1024)[:, :frame]
+    lo, hi = int(SAMPLE_RATE / PITCH_RANGE[1]), int(SAMPLE_RATE / PITCH_RANGE[0])
+    return np.clip(correlation[:, lo:hi].max(1) / (correlation[:, 0] + 1e-9), 0, 1)
+
+
+class SpeechFeatureExtractor:
+    """waveform (16 kHz) -> (T, 4, 30) features, T = floor(samples / 640)."""
+
+    def __init__(self, config: SpeechFeatureConfig = SpeechFeatureConfig(),
+                 phones: Callable[[np.ndarray], list] = recognize_phones):
+        self.config = config
+        self.recognize = phones
+        self.logmel = LogMelExtractor()
+
+    def block(self, waveform: np.ndarray, first: int, frames: int) -> torch.Tensor:
+        """Features of frames [first, first + frames) of `waveform` (the whole signal or any span that holds the
+        block and its context), (frames, 4, FEATURE_DIM)."""
+        config = self.config
+        lo = max(first - config.history_frames, 0)
+        hi = min(first + frames + config.lookahead_frames, len(waveform) // SAMPLES_PER_FRAME)
+        window = waveform[lo * SAMPLES_PER_FRAME : hi * SAMPLES_PER_FRAME].astype(np.float32)
+        steps = (hi - lo) * SUBFRAMES
+        inside = slice((first - lo) * SUBFRAMES, (first - lo + frames) * SUBFRAMES)
+
+        visemes = np.zeros((steps, len(VISEMES)), np.float32)
+        visemes[:, 0] = 1.0  # silence where no phone covers a step
+        phones_from = max(first - config.phone_history_frames, lo) - lo  # frames into the window
+        centres = (np.arange(steps) + 0.5) * HOP / SAMPLE_RATE - phones_from / FPS
+        for phone in self.recognize(window[phones_from * SAMPLES_PER_FRAME :]):
+            covered = (centres >= phone.start) & (centres < phone.end)
+            visemes[covered] = 0.0
+            visemes[covered, phone.viseme] = 1.0
+
+        level = _subframe_db(window, steps)
+        loudness = np.clip((level - speech_level_db(window)) / 20.0, -3.0, 1.0)
+
+        mel = self.logmel.compute(window).numpy().reshape(steps, -1)  # (steps, 80) log10 power
+        bands = mel.reshape(steps, MEL_BANDS, -1).mean(2)
+        bands = (bands - bands.mean(0)) / (bands.std(0) + 0.1)
+
+        features = np.concatenate([visemes, loudness[:, None], _voicing(window, steps)[:, None], bands], axis=1)
+        return torch.from_numpy(features[inside].reshape(frames, SUBFRAMES, FEATURE_DIM).astype(np.float32))
+
+    def __call__(self, waveform: np.ndarray) -> torch.Tensor:
+        total = len(waveform) // SAMPLES_PER_FRAME
+        if total == 0:
+            raise MoDAError(f"audio is too short ({len(waveform) / SAMPLE_RATE:.3f} s); give at least {1 / FPS} s")
+        size = self.config.block_frames
+        return torch.cat([self.block(waveform, first, min(size, total - first)) for first in range(0, total, size)])
+
+
+class StreamingSpeechFeatures:
+    """`SpeechFeatureExtractor` on audio that arrives in pieces: the same values, block by block, each as soon
+    as its lookahead (0.4 s) has arrived. Only the audio later blocks still read is kept."""
+
+    def __init__(self, extractor: SpeechFeatureExtractor):
+        self.extractor = extractor
+        self.samples = np.zeros(0, np.float32)
+        self.offset = 0  # stream frame index of self.samples[0]
+        self.done = 0  # frames returned so far
+
+    def _blocks(self, final: bool) -> torch.Tensor:
+        config = self.extractor.config
+        available = self.offset + len(self.samples) // SAMPLES_PER_FRAME
+        out = []
+        while self.done < available:
+            frames = min(config.block_frames, available - self.done)
+            if not final and (frames < config.block_frames or self.done + frames + config.lookahead_frames > available):
+                break
+            block = self.extractor.block(self.samples, self.done - self.offset, frames)
+            out.append(block)
+            self.done += frames
+            keep_from = max(self.done - config.history_frames - self.offset, 0)
+            self.samples, self.offset = self.samples[keep_from * SAMPLES_PER_FRAME :], self.offset + keep_from
+        return torch.cat(out) if out else torch.zeros(0, SUBFRAMES, FEATURE_DIM)
+
+    def push(self, samples: np.ndarray) -> torch.Tensor:
+        self.samples = np.concatenate([self.samples, np.asarray(samples, np.float32)])
+        return self._blocks(final=False)
+
+    def finish(self) -> torch.Tensor:
+        return self._blocks(final=True)

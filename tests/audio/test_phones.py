@@ -1,0 +1,35 @@
+import pytest
+
+from moda.audio.phones import BILABIALS, OPEN_VOWELS, VISEMES, phone_track, recognize_phones, viseme_track
+from moda.media.audio import load_audio
+from tests.helpers import SHARED
+
+
+@pytest.fixture(scope="module")
+def go_forward():
+    return load_audio(SHARED / "real" / "speech" / "goforward.wav")
+
+
+def test_real_speech_gets_its_phones(go_forward):
+    """ "go forward ten meters": the recogniser hears the words' sounds in order."""
+    phones = recognize_phones(go_forward)
+    labels = [p.label for p in phones]
+    assert labels[0] == "SIL" and labels[-1] == "SIL"
+    assert labels.index("G") < labels.index("F") < labels.index("T")
+    assert all(a.end <= b.start + 1e-9 for a, b in zip(phones, phones[1:]))
+    assert abs(phones[-1].end - len(go_forward) / 16000) < 0.02
+
+
+def test_recognition_does_not_depend_on_earlier_calls(go_forward):
+    first = recognize_phones(go_forward[:24000])
+    recognize_phones(go_forward[20000:])
+    assert recognize_phones(go_forward[:24000]) == first
+
+
+def test_tracks_label_every_frame(go_forward):
+    phones = recognize_phones(go_forward)
+    frames = len(go_forward) // 640
+    labels, visemes = phone_track(phones, frames), viseme_track(phones, frames)
+    assert len(labels) == frames and visemes.shape == (frames,) and visemes.max() < len(VISEMES)
+    assert labels[0] == "SIL" and any(label in OPEN_VOWELS for label in labels)
+    assert BILABIALS == {"M", "B", "P"}

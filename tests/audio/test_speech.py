@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+import torch
+
+from moda.audio.speech import FEATURE_DIM, SpeechFeatureExtractor, StreamingSpeechFeatures
+from moda.media.audio import load_audio
+from tests.helpers import SHARED
+
+
+@pytest.fixture(scope="module")
+def speech():
+    return load_audio(SHARED / "real" / "speech" / "chan3.wav")[: 16000 * 9]
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return SpeechFeatureExtractor()
+
+
+def test_shape_and_layout(speech, extractor):
+    features = extractor(speech)
+    assert features.shape == (len(speech) // 640, 4, FEATURE_DIM) == (225, 4, 30)
+    visemes = features[..., :12]
+    assert torch.all(visemes.sum(-1) == 1)  # one mouth class per 10 ms
+    assert torch.all((features[..., 13] >= 0) & (features[..., 13] <= 1))  # voicing
+
+
+def test_streaming_equals_offline(speech, extractor):
+    stream = StreamingSpeechFeatures(extractor)
+    pieces = [stream.push(speech[i : i + 2731]) for i in range(0, len(speech), 2731)]
+    assert torch.equal(torch.cat(pieces + [stream.finish()]), extractor(speech))
+
+
+def test_recording_level_does_not_move_the_features(speech, extractor):
+    """A whisper-quiet recording and a loud one of the same speech: the same features but for rounding."""
+    loud, quiet = extractor(speech), extractor(speech * 0.05)
+    assert (loud[..., 12] - quiet[..., 12]).abs().mean() < 0.05  # loudness is relative to the speech
+    assert (loud[..., 14:] - quiet[..., 14:]).abs().mean() < 0.1  # channel-normalised bands
+    agreement = (loud[..., :12].argmax(-1) == quiet[..., :12].argmax(-1)).float().mean()
+    assert agreement > 0.8
+
+
+def test_silence_is_silence(extractor):
+    features = extractor(np.zeros(16000 * 2, np.float32))
+    assert torch.all(features[..., 0] == 1)  # the silence class
+    assert torch.all(features[..., 12] <= 0)
