@@ -56,8 +56,8 @@ def _without_mouth_interior(image: np.ndarray, face: Face) -> np.ndarray:
     cv2.fillPoly(mask, [contour], 255)
     lip_width = float(np.linalg.norm(face.landmarks[INNER_UPPER[0]] - face.landmarks[INNER_UPPER[-1]]))
     grow = 2 * max(int(0.02 * lip_width), 1) + 1
-    mask = cv2.dilate(mask, np.ones((grow, grow), np.uint8))
-    return cv2.inpaint(image, mask, max(int(0.05 * lip_width), 3), cv2.INPAINT_TELEA)
+    grown = cv2.dilate(mask, np.ones((grow, grow), np.uint8))
+    return cv2.inpaint(image, grown, max(int(0.05 * lip_width), 3), cv2.INPAINT_TELEA)
 
 
 def _tps_kernel(r2: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ clean speech, so the model learns to read what is said through how it was record
 from __future__ import annotations
 
 import io
+from typing import cast
 
 import av
 import numpy as np
@@ -50,7 +51,7 @@ def codec_round_trip(waveform: np.ndarray, codec: str, bitrate: int) -> np.ndarr
     rate = 48000 if codec == "libopus" else SAMPLE_RATE
     signal = soxr.resample(waveform.astype(np.float32), SAMPLE_RATE, rate) if rate != SAMPLE_RATE else waveform
     with av.open(buffer, "w", format=fmt) as container:
-        stream = container.add_stream(codec, rate=rate)
+        stream = cast(av.audio.stream.AudioStream, container.add_stream(codec, rate=rate))
         stream.bit_rate = bitrate
         stream.layout = "mono"
         frame = av.AudioFrame.from_ndarray(np.clip(signal, -1, 1).astype(np.float32)[None], format="flt", layout="mono")
@@ -60,9 +61,9 @@ def codec_round_trip(waveform: np.ndarray, codec: str, bitrate: int) -> np.ndarr
         for packet in stream.encode(None):
             container.mux(packet)
     buffer.seek(0)
-    with av.open(buffer) as container:
+    with av.open(buffer, "r") as reader:
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-        chunks = [out.to_ndarray()[0] for frame in container.decode(audio=0) for out in resampler.resample(frame)]
+        chunks = [out.to_ndarray()[0] for frame in reader.decode(audio=0) for out in resampler.resample(frame)]
     decoded = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     delay = _delay(waveform, decoded)  # encoder priming (AAC in ADTS has no edit list to remove it)
     decoded = decoded[delay:]
