@@ -224,40 +224,20 @@ def test_rgba_grayscale_and_cmyk_portraits_work(tmp_path, mode):
     assert frame.shape == (512, 512, 3)
 
 
-@pytest.mark.parametrize("face", ["s1.jpg", "s42.jpg"])  # an open smile; lips apart at rest
+@pytest.mark.parametrize("face", ["s1.jpg", "s12.jpg"])  # an open smile with teeth; a closed mouth
 def test_real_speech_opens_the_mouth_on_vowels_and_closes_it_on_bilabials(tmp_path, face):
-    """The default mode on a real recording (CMU read speech) and a real photo, measured from the video's pixels."""
+    """The default mode on a real recording (CMU read speech with several M / B / P) and a real photo, measured
+    from the video's pixels."""
     from moda import Pipeline
     from moda.evaluation.score import score_video
     from tests.helpers import SHARED
 
-    speech = SHARED / "real" / "speech" / "numbers.wav"
+    speech = SHARED / "real" / "speech" / "forever4.wav"
     out = Pipeline.default().generate(SHARED / "real" / "faces" / face, speech, tmp_path / "real.mp4", progress=False)
     score = score_video(out, speech)
-    assert score.vowel_bilabial_d > 1.5, score.summary()
-    assert score.open_vowel_open_share > 0.5 and score.bilabial_closed_share > 0.3, score.summary()
-    assert score.envelope_corr > 0.3 and score.identity_drift < 0.05, score.summary()
-
-
-def test_happy_and_sad_move_the_mouth_corners_and_brows_their_ways():
-    import torch
-
-    from moda import Pipeline
-    from moda.emotion import emotion_id
-    from moda.generator.sampler import Guidance
-    from moda.motion.landmark_space import BROWS, LEFT_MOUTH_CORNER, RIGHT_MOUTH_CORNER
-    from moda.pipeline.backend import MotionRequest
-
-    backend = Pipeline.default().backend
-    subject = backend.prepare(sample_portrait(), "portrait")
-    speech = load_audio(sample_path("speech.wav"))[: 16000 * 4]
-    face = {}
-    for name in ("happy", "sad"):
-        request = MotionRequest(emotion_id(name), Guidance(1.5, 2.0), torch.Generator().manual_seed(0))
-        exp = backend.motion(subject, speech, request)[:, :63].reshape(-1, 21, 3)
-        face[name] = (exp[:, [LEFT_MOUTH_CORNER, RIGHT_MOUTH_CORNER], 1].mean(), exp[:, list(BROWS), 1].mean())
-    assert face["happy"][0] < face["sad"][0] - 0.02  # image y grows downward: happy corners are higher
-    assert face["happy"][1] < face["sad"][1] - 0.01  # and happy brows too
+    assert score.vowel_bilabial_d > 2.0, score.summary()
+    assert score.open_vowel_open_share > 0.7 and score.bilabial_closed_share > 0.5, score.summary()
+    assert score.envelope_corr > 0.5 and score.identity_drift < 0.05, score.summary()
 
 
 @pytest.mark.parametrize("extra,message", [

@@ -24,7 +24,8 @@ from .backend import Capabilities, MotionRequest, WindowCallback
 class TinyBackend:
     """Subjects are `LandmarkWarpRenderer`s (the portrait and its landmark frame); motion is de-normalised."""
 
-    capabilities = Capabilities(streams=True, emotions=True)
+    # Trained with emotion labels, but the emotions barely show yet (the neutral motion prompt dominates).
+    capabilities = Capabilities(streams=True, emotions=False)
     default_guidance = 1.5
 
     def __init__(self, generator: MotionGenerator, stats: MotionStats, chaining: ChainingConfig = ChainingConfig()):

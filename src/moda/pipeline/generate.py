@@ -60,7 +60,7 @@ class Pipeline:
     def _request(self, options: GenerateOptions) -> MotionRequest:
         emotion = emotion_id(options.emotion)
         if emotion != NULL_EMOTION and not self.backend.capabilities.emotions:
-            print("moda: warning: this model was not trained with emotion labels; the emotion has little effect",
+            print("moda: warning: this model's emotions have little effect yet; use --weights for the released model",
                   file=sys.stderr)
         if not 0 <= options.seed < 2**63:
             raise MoDAError(f"--seed {options.seed} is out of range; give a whole number from 0 to 2**63 - 1")
