@@ -131,6 +131,8 @@ class LandmarkWarpRenderer:
         rest = torch.zeros(1, MOTION_DIM)
         rest[:, SCALE] = 1.0  # no expression offset, unit scale, centred, frontal
         self.source_points = self._control_points(HeadMotion.from_vector(rest))
+        left, right = self.source_points[LEFT_MOUTH_CORNER, 0], self.source_points[RIGHT_MOUTH_CORNER, 0]
+        self.mouth_center_x, self.mouth_half = float(left + right) / 2, max(float(abs(right - left)) / 2, 1.0)
 
     def _control_points(self, motion: HeadMotion) -> np.ndarray:
         """Pixel positions of keypoints (expression + pose), head ring (pose only) and border (fixed)."""
@@ -166,10 +168,8 @@ class LandmarkWarpRenderer:
         part around it by the driven gap, in a rounded opening that closes toward the corners. So a portrait's
         open mouth closes along its whole width, and a closed one opens in a natural shape.
         """
-        source = self.source_points
-        displacement = driven[:NUM_KEYPOINTS] - source[:NUM_KEYPOINTS]
-        left, right = source[LEFT_MOUTH_CORNER, 0], source[RIGHT_MOUTH_CORNER, 0]
-        center_x, half = (left + right) / 2, max(abs(right - left) / 2, 1.0)
+        displacement = driven[:NUM_KEYPOINTS] - self.source_points[:NUM_KEYPOINTS]
+        center_x, half = self.mouth_center_x, self.mouth_half
         midline = (self.inner_upper + self.inner_lower) / 2
         weight = np.clip(np.abs(midline[:, 0] - center_x) / half, 0, 1)[:, None] ** 2
         corner = np.where((midline[:, 0] < center_x)[:, None], displacement[LEFT_MOUTH_CORNER],
@@ -183,9 +183,7 @@ class LandmarkWarpRenderer:
 
     def _paint_mouth(self, frame: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
         """Fill the gap between the driven inner lips with the mouth interior."""
-        source = self.source_points
-        left, right = source[LEFT_MOUTH_CORNER, 0], source[RIGHT_MOUTH_CORNER, 0]
-        center_x, half = (left + right) / 2, max(abs(right - left) / 2, 1.0)
+        center_x, half = self.mouth_center_x, self.mouth_half
         gap = float(np.max(lower[:, 1] - upper[:, 1]))
         if gap < 1.0:
             return frame
