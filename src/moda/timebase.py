@@ -6,3 +6,4 @@ Motion, audio features and video all run at the video frame rate; audio is decod
 FPS = 25  # video frames (and motion vectors, and audio feature frames) per second
 SAMPLE_RATE = 16000  # audio samples per second after decoding
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
+DEFAULT_MAX_DURATION = 1800.0  # seconds of speech `moda generate` and the API accept unless told otherwise

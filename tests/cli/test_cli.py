@@ -54,7 +54,7 @@ def test_missing_directory_is_a_one_line_error(tmp_path):
     assert empty.returncode == 2 and "no golden fixtures" in empty.stderr
 
 
-@pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
 def test_a_signal_mid_run_leaves_no_file_and_exits_cleanly(tmp_path, signum, code):
     import soundfile
 
@@ -73,3 +73,35 @@ def test_a_signal_mid_run_leaves_no_file_and_exits_cleanly(tmp_path, signum, cod
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == code and "nothing was written" in stderr
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".moda-*"))
+
+
+def test_third_party_logging_is_quiet_unless_verbose(tmp_path):
+    """MediaPipe / TFLite write to stderr from C++; by default a failing run prints its one error line only."""
+    from moda.samples import sample_path
+    from tests.helpers import write_blank_video
+
+    video = write_blank_video(tmp_path / "blank.mp4", size=128)
+    quiet = moda("score", str(video), "--audio", str(sample_path("speech.wav")))
+    assert quiet.returncode == 2 and quiet.stderr.splitlines() == [
+        f"moda: error: no face found in any frame of {video}; moda score needs a talking face"], quiet.stderr
+    verbose = moda("score", str(video), "--audio", str(sample_path("speech.wav")), "--verbose")
+    assert verbose.returncode == 2 and len(verbose.stderr.splitlines()) > 1  # the native log lines are there
+
+
+def test_warnings_are_one_line(tmp_path):
+    from PIL import Image
+
+    from moda.samples import sample_portrait
+    from tests.helpers import write_blank_video
+
+    portrait = Image.fromarray(sample_portrait())
+    pair = Image.new("RGB", (portrait.width * 2, portrait.height))
+    pair.paste(portrait, (0, 0))
+    pair.paste(portrait.resize((portrait.width * 3 // 4, portrait.height * 3 // 4)), (portrait.width, 0))
+    pair.save(tmp_path / "pair.png")
+    driving = write_blank_video(tmp_path / "faceless.mp4", size=128)
+    run = moda("reenact", "--source", str(tmp_path / "pair.png"), "--driving", str(driving), "--out",
+               str(tmp_path / "o.mp4"), "--quiet")
+    assert run.returncode == 2 and run.stderr.splitlines() == [
+        "moda: warning: 2 faces found in " + str(tmp_path / "pair.png") + "; animating the largest",
+        f"moda: error: no face found in any frame of {driving}; give a driving video of a face"], run.stderr

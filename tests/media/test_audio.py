@@ -81,3 +81,57 @@ def test_bad_audio_inputs_are_one_line_errors(tmp_path):
 def test_video_without_audio_stream_is_rejected(tmp_path):
     with pytest.raises(MoDAError, match="no audio stream"):
         load_audio(write_blank_video(tmp_path / "silent.mp4"))
+
+
+def _silent_flac(path: Path, seconds: int, rate: int = 48000) -> Path:
+    """A few hundred kB of FLAC that decode to `seconds` of stereo silence (a decompression bomb)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("flac", rate=rate, layout="stereo")
+        second = np.zeros((1, 2 * rate), np.int16)
+        for index in range(seconds):
+            frame = av.AudioFrame.from_ndarray(second, format="s16", layout="stereo")
+            frame.sample_rate, frame.pts = rate, index * rate
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def test_a_duration_limit_refuses_long_audio_before_decoding_it(tmp_path):
+    import time
+
+    bomb = _silent_flac(tmp_path / "bomb.flac", 1200)
+    assert bomb.stat().st_size < 2_000_000
+    started = time.perf_counter()
+    with pytest.raises(MoDAError, match="1200 s long; the limit is 60 s"):
+        load_audio(bomb, max_duration=60)
+    assert time.perf_counter() - started < 1.0  # read from the header, nothing decoded
+    # a stream with no declared duration (raw ADTS AAC) is stopped while decoding, at the limit
+    raw = encode(tmp_path / "long.aac", tone(16000, 20.0), 16000, "aac")
+    with pytest.raises(MoDAError, match="the limit is 5 s"):
+        load_audio(raw, max_duration=5)
+    assert len(load_audio(raw, max_duration=30)) == pytest.approx(20 * 16000, rel=0.01)
+    with pytest.raises(MoDAError, match="not a positive number"):
+        load_audio(raw, max_duration=float("nan"))
+
+
+def test_decoding_streams_so_memory_follows_the_16k_result_not_the_source(tmp_path):
+    import tracemalloc
+
+    source = _silent_flac(tmp_path / "ten_minutes.flac", 600)
+    tracemalloc.start()
+    try:
+        audio = load_audio(source)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(audio) == 600 * 16000
+    # the 16 kHz result is 38 MB; the 48 kHz stereo float source would be 230 MB
+    assert peak < 3 * audio.nbytes, peak / 1e6
+
+
+def test_phase_inverted_stereo_uses_one_channel_and_says_so(tmp_path):
+    left = tone(44100, 1.0, 300)[0]
+    soundfile.write(tmp_path / "inverted.wav", np.stack([left, -left], axis=1), 44100, subtype="FLOAT")
+    with pytest.warns(UserWarning, match="cancel when mixed"):
+        audio = load_audio(tmp_path / "inverted.wav")
+    assert np.abs(audio).max() == pytest.approx(0.5, abs=0.01) and dominant_frequency(audio) == pytest.approx(300, abs=5)

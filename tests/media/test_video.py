@@ -56,8 +56,72 @@ def test_outputs_honour_the_umask_and_keep_a_replaced_files_mode(tmp_path):
         assert (tmp_path / "new.mp4").stat().st_mode & 0o777 == 0o644
         (tmp_path / "old.mp4").write_bytes(b"x")
         (tmp_path / "old.mp4").chmod(0o640)
-        with Mp4Writer(tmp_path / "old.mp4", 25, 32, 32) as writer:
+        with Mp4Writer(tmp_path / "old.mp4", 25, 32, 32, overwrite=True) as writer:
             writer.write(np.zeros((32, 32, 3), np.uint8))
         assert (tmp_path / "old.mp4").stat().st_mode & 0o777 == 0o640
     finally:
         os.umask(old)
+
+
+def _one_frame(path, overwrite=False):
+    with Mp4Writer(path, 25, 32, 32, overwrite=overwrite) as writer:
+        writer.write(np.zeros((32, 32, 3), np.uint8))
+
+
+def test_creating_a_new_output_is_atomic_when_another_run_wins_the_race(tmp_path):
+    """Both runs checked that out.mp4 was absent; the one that finishes second must not replace the first's."""
+    out = tmp_path / "out.mp4"
+    writer = Mp4Writer(out, 25, 32, 32)
+    writer.write(np.zeros((32, 32, 3), np.uint8))
+    out.write_bytes(b"the other run's video")
+    with pytest.raises(MoDAError, match="appeared while this run was writing"):
+        writer.close()
+    assert out.read_bytes() == b"the other run's video"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]  # no partial file left
+
+
+def test_special_files_and_wrong_names_are_refused_as_outputs(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    with pytest.raises(MoDAError, match="not a regular file"):
+        check_output_path(fifo, overwrite=True)
+    with pytest.raises(MoDAError, match="not a regular file"):
+        _one_frame(fifo, overwrite=True)
+    assert fifo.is_fifo()
+    with pytest.raises(MoDAError, match="does not end in .mp4"):
+        check_output_path(tmp_path / "speech.wav", overwrite=False)
+    assert check_output_path(tmp_path / "Clip.MP4", overwrite=False).name == "Clip.MP4"
+
+
+def test_a_symbolic_link_as_output_is_replaced_and_its_target_kept(tmp_path):
+    target = tmp_path / "elsewhere.mp4"
+    target.write_bytes(b"keep me")
+    link = tmp_path / "link.mp4"
+    link.symlink_to(target)
+    _one_frame(link, overwrite=True)
+    assert not link.is_symlink() and link.stat().st_size > 100
+    assert target.read_bytes() == b"keep me"
+
+
+def test_a_full_disk_while_finishing_is_one_error_and_leaves_no_file(tmp_path):
+    import errno
+
+    writer = Mp4Writer(tmp_path / "out.mp4", 25, 32, 32)
+    writer.write(np.zeros((32, 32, 3), np.uint8))
+    class FullDisk:  # the container, whose final write finds the disk full
+        def __init__(self, container):
+            self.container = container
+
+        def mux(self, packets):
+            self.container.mux(packets)
+
+        def close(self):
+            self.container.close()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    writer.container = FullDisk(writer.container)
+    with pytest.raises(MoDAError, match="check the free space"):
+        writer.close()
+    assert list(tmp_path.iterdir()) == []

@@ -259,11 +259,28 @@ def test_non_finite_audio_and_an_output_naming_an_input_are_refused(tmp_path):
     run = moda("generate", "--image", str(sample_path("portrait.jpg")), "--audio", str(tmp_path / "inf.wav"),
                "--out", str(tmp_path / "o.mp4"), "--quiet")
     assert run.returncode == 2 and "NaN or infinite samples" in run.stderr and not (tmp_path / "o.mp4").exists()
-    soundfile.write(tmp_path / "s.wav", load_audio(sample_path("speech.wav"))[:16000], 16000)
-    before = (tmp_path / "s.wav").read_bytes()
-    run = moda("generate", "--image", str(sample_path("portrait.jpg")), "--audio", str(tmp_path / "s.wav"),
-               "--out", str(tmp_path / "s.wav"), "--overwrite", "--quiet")
-    assert run.returncode == 2 and "is the input audio" in run.stderr and (tmp_path / "s.wav").read_bytes() == before
+    from moda.media.video import Mp4Writer
+
+    with Mp4Writer(tmp_path / "speech.mp4", 25, 64, 64, 16000) as writer:  # speech inside an mp4
+        writer.write(np.zeros((64, 64, 3), np.uint8))
+        writer.write_audio(load_audio(sample_path("speech.wav"))[:16000])
+    before = (tmp_path / "speech.mp4").read_bytes()
+    run = moda("generate", "--image", str(sample_path("portrait.jpg")), "--audio", str(tmp_path / "speech.mp4"),
+               "--out", str(tmp_path / "speech.mp4"), "--overwrite", "--quiet")
+    assert run.returncode == 2 and "is the input audio" in run.stderr
+    assert (tmp_path / "speech.mp4").read_bytes() == before
+
+
+def test_a_duration_limit_and_a_non_mp4_output_name_are_one_line_errors(tmp_path):
+    soundfile.write(tmp_path / "long.wav", np.zeros(16000 * 30, np.float32), 16000)
+    run = moda("generate", "--image", str(sample_path("portrait.jpg")), "--audio", str(tmp_path / "long.wav"),
+               "--out", str(tmp_path / "o.mp4"), "--max-duration", "10", "--quiet")
+    assert run.returncode == 2 and run.stderr.splitlines() == [
+        f"moda: error: audio {tmp_path / 'long.wav'} is 30 s long; the limit is 10 s (--max-duration); "
+        "cut it into parts or raise the limit"], run.stderr
+    run = moda("generate", "--image", str(sample_path("portrait.jpg")), "--audio", str(sample_path("speech.wav")),
+               "--out", str(tmp_path / "video.wav"), "--quiet")
+    assert run.returncode == 2 and "does not end in .mp4" in run.stderr and not (tmp_path / "video.wav").exists()
 
 
 def test_stream_chunks_are_checked_and_integer_pcm_is_scaled():
@@ -297,3 +314,21 @@ def test_a_huge_seed_a_sliver_image_and_a_long_output_name(tmp_path):
     run = moda("generate", "--image", str(sample_path("portrait.jpg")), "--audio", str(tmp_path / "one.wav"),
                "--out", str(long_name), "--quiet")
     assert run.returncode == 0 and long_name.is_file(), run.stderr[-500:]
+
+
+def test_the_python_api_names_a_wrong_argument_type_and_survives_extreme_levels(tmp_path):
+    from moda import Pipeline
+    from moda.errors import MoDAError
+
+    pipeline = Pipeline.default()
+    with pytest.raises(MoDAError, match="audio must be a file path"):
+        pipeline.generate(sample_path("portrait.jpg"), 12345, tmp_path / "o.mp4")  # type: ignore[arg-type]
+    with pytest.raises(MoDAError, match="image must be a file path"):
+        next(pipeline.stream(np.zeros((64, 64, 3)), []))  # type: ignore[arg-type]
+    loud = load_audio(sample_path("speech.wav"))[:24000].astype(np.float64) * 1e30  # finite, far beyond full scale
+    soundfile.write(tmp_path / "loud.wav", loud, 16000, subtype="DOUBLE")
+    with pytest.warns(UserWarning, match="beyond full scale"):
+        out = pipeline.generate(sample_path("portrait.jpg"), tmp_path / "loud.wav", tmp_path / "loud.mp4",
+                                progress=False)
+    with av.open(str(out)) as container:
+        assert container.streams.audio and container.streams.video[0].frames >= 30

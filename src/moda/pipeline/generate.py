@@ -8,6 +8,7 @@ Two backends share one flow (read inputs, motion from audio, frames streamed to 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from ..generator.sampler import Guidance
 from ..media.audio import load_audio
 from ..media.image import limit_size, load_image
 from ..media.video import Mp4Writer, check_output_path
-from ..timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
+from ..timebase import DEFAULT_MAX_DURATION, FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from .backend import Backend, MotionRequest
 
 MIN_AUDIO_SECONDS = 0.2
@@ -73,14 +74,17 @@ class Pipeline:
                              torch.Generator().manual_seed(options.seed))
 
     def generate(self, image: str | Path, audio: str | Path, out: str | Path, options: GenerateOptions = GenerateOptions(),
-                 overwrite: bool = False, progress: bool = True) -> Path:
-        """Write an H.264 + AAC mp4 of the portrait speaking the audio; returns the output path."""
+                 overwrite: bool = False, progress: bool = True, max_duration: float | None = DEFAULT_MAX_DURATION
+                 ) -> Path:
+        """Write an H.264 + AAC mp4 of the portrait speaking the audio; returns the output path. Speech longer
+        than `max_duration` seconds is refused before it is decoded (None: no limit)."""
+        _check_paths(image=image, audio=audio, out=out)
         out = check_output_path(out, overwrite)
         for name, given in (("image", image), ("audio", audio)):
             if Path(given).exists() and out.exists() and Path(given).resolve() == out.resolve():
                 raise MoDAError(f"--out {out} is the input {name}; choose another output file")
         portrait = limit_size(load_image(image))
-        waveform = load_audio(audio, SAMPLE_RATE)
+        waveform = load_audio(audio, SAMPLE_RATE, max_duration)
         if len(waveform) < MIN_AUDIO_SECONDS * SAMPLE_RATE:
             raise MoDAError(f"audio {audio} is {len(waveform) / SAMPLE_RATE:.2f} s long; give at least "
                             f"{MIN_AUDIO_SECONDS} s of speech")
@@ -90,7 +94,7 @@ class Pipeline:
                   disable=not progress) as bar:
             motion = self.backend.motion(subject, waveform, request, lambda *_: bar.update())
         height, width = portrait.shape[:2]
-        with Mp4Writer(out, FPS, width, height, SAMPLE_RATE) as writer:
+        with Mp4Writer(out, FPS, width, height, SAMPLE_RATE, overwrite=overwrite) as writer:
             for frame in tqdm(self.backend.frames(subject, motion), total=len(motion), desc="render", unit="frame",
                               disable=not progress):
                 writer.write(frame)
@@ -107,10 +111,17 @@ class Pipeline:
         if not self.backend.capabilities.streams:
             raise MoDAError("streaming needs the default model; the released HuBERT features are computed per "
                             "60 s piece and cannot be produced incrementally")
+        _check_paths(image=image)
         portrait = limit_size(load_image(image))
         request = self._request(options)
         subject = self.backend.prepare(portrait, str(image))
         yield from self.backend.stream(subject, checked_chunks(chunks), request)
+
+
+def _check_paths(**paths: object) -> None:
+    for name, given in paths.items():
+        if not isinstance(given, (str, os.PathLike)):
+            raise MoDAError(f"{name} must be a file path (str or pathlib.Path), not {type(given).__name__}")
 
 
 def checked_chunks(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:

@@ -113,7 +113,7 @@ def reenact(source_path: str | Path, driving_path: str | Path, out_path: str | P
     height, width = source.image.shape[:2]
     audio_rate = AUDIO_RATE if has_audio(driving_path) else None
     first: KeypointInfo | None = None
-    with Mp4Writer(out_path, fps, width, height, audio_rate) as writer:
+    with Mp4Writer(out_path, fps, width, height, audio_rate, overwrite=overwrite) as writer:
         bar = tqdm(total=frame_count, desc="reenact", unit="frame", disable=not progress)
         for frames in batched(read_frames(driving_path), batch_size):
             crops = [crop_face(frame, box, renderer.config.output_size).network_input(renderer.config.image_size)
@@ -149,7 +149,7 @@ def reenact_landmarks(source_path: str | Path, driving_path: str | Path, out_pat
     motion = iter(landmark_motion(tracked))
     height, width = portrait.shape[:2]
     audio_rate = AUDIO_RATE if has_audio(driving_path) else None
-    with Mp4Writer(out_path, fps, width, height, audio_rate) as writer:
+    with Mp4Writer(out_path, fps, width, height, audio_rate, overwrite=overwrite) as writer:
         vector = None
         for face in tqdm(faces, desc="render", unit="frame", disable=not progress):
             if face is not None:  # a frame without a face holds the last pose

@@ -46,6 +46,9 @@ class TrainConfig:
     ema_decay: float = 0.999
     bf16: bool = False  # autocast the forward pass (CPUs with AMX, Ampere+ GPUs)
     timestep_distribution: Literal["uniform", "logit_normal"] = "uniform"
+    # share of windows whose motion prompt is the rest pose (as a clip's first window is generated) instead of
+    # the frame before the window: the model must then take the emotion from its label, not copy it from the prompt
+    rest_prompt_share: float = 0.0
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 200

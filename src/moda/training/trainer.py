@@ -115,7 +115,8 @@ class Trainer:
         self.model.train()
         paths = shard_paths(config.shards)
         self.stats = self._stats(paths)
-        self.sampler = WindowSampler(paths, self.stats, config.model.seq_len, config.model.audio_unit_len)
+        self.sampler = WindowSampler(paths, self.stats, config.model.seq_len, config.model.audio_unit_len,
+                                     config.rest_prompt_share)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate, betas=config.betas,
                                            weight_decay=config.weight_decay)
         warmup = max(config.warmup_steps, 1)

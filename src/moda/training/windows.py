@@ -14,6 +14,7 @@ from safetensors import safe_open
 from ..emotion import NULL_EMOTION
 from ..errors import MoDAError
 from ..generator.objective import TrainingBatch
+from ..motion.landmark_space import neutral_prompt
 from ..motion.stats import MotionStats
 from ..motion.vector import MOTION_DIM, SCALE, clip_to_generator_space
 from ..timebase import FPS
@@ -38,14 +39,18 @@ def corpus_stats(paths: list[Path]) -> MotionStats:
 
 
 class WindowSampler:
-    """Random `window`-frame windows (and the frame before each, the motion prompt) from the shards.
+    """Random `window`-frame windows (and the frame before each, the motion prompt) from the shards; in a
+    `rest_prompt_share` of windows the prompt is the rest pose instead (`neutral_prompt`).
 
     Motion (70 floats per frame) is held in memory; audio features are read per window from the
     memory-mapped shards, so the corpus may be far larger than RAM.
     """
 
-    def __init__(self, paths: list[Path], stats: MotionStats, window: int, audio_unit_len: int = 1):
+    def __init__(self, paths: list[Path], stats: MotionStats, window: int, audio_unit_len: int = 1,
+                 rest_prompt_share: float = 0.0):
         self.stats = stats
+        self.rest_prompt = neutral_prompt(stats).reshape(1, MOTION_DIM)
+        self.rest_prompt_share = rest_prompt_share
         self.window = window
         self.margin = (audio_unit_len - 1) // 2
         self.audio_unit_len = audio_unit_len
@@ -82,7 +87,8 @@ class WindowSampler:
             frames = self.motions[index].shape[0]
             start = 1 + int(torch.randint(frames - self.window, (1,), generator=rng))
             normalized = self.stats.normalize(self.motions[index][start - 1 : start + self.window])
-            prompts.append(normalized[:1])
+            rest = self.rest_prompt_share > 0 and float(torch.rand((), generator=rng)) < self.rest_prompt_share
+            prompts.append(self.rest_prompt if rest else normalized[:1])
             motions.append(normalized[1:])
             audios.append(self._audio(index, start))
         return TrainingBatch(torch.stack(motions), torch.stack(prompts), torch.stack(audios),

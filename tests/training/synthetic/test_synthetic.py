@@ -4,11 +4,12 @@ import sys
 import numpy as np
 import pytest
 
+from moda.audio.phones import VISEMES
 from moda.motion.landmark_space import mouth_opening
 from moda.shards import load_clip, shard_paths
 from moda.training.synthetic.motion import blink_curve, synthesize_motion
 from moda.training.synthetic.speech import Espeak, Phoneme
-from moda.training.synthetic.visemes import mouth_shapes, viseme_target
+from moda.training.synthetic.visemes import exact_visemes, mouth_shapes, viseme_class, viseme_target
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +40,7 @@ def test_visemes_close_for_bilabials_and_open_for_open_vowels():
     opening = shapes[:, 0]
     assert opening[3] > 0.7 and opening[16] > 0.7  # inside the vowels
     assert opening[10] < 0.05  # the lips meet for the m, whatever surrounds it
+    assert np.all(opening[8:12] < 0.1)  # ... for all of it, not only its middle
     assert np.all(np.abs(np.diff(opening)) < 0.5)  # co-articulation: no jumps
 
 
@@ -97,3 +99,37 @@ def test_degraded_speech_keeps_its_timing():
         assert len(decoded) == len(speech) and np.corrcoef(decoded, speech)[0, 1] > 0.9, codec
     degraded = degrade(speech, rng)
     assert degraded.shape == speech.shape and np.isfinite(degraded).all() and np.abs(degraded).max() <= 1.0
+
+
+def test_exact_phone_channels_name_the_mouth_class_of_each_phoneme():
+    classes = {symbol: VISEMES[viseme_class(symbol)] for symbol in ("m", "b", "aɪ", "ə", "iː", "uː", "f", "tʃ", "w", "")}
+    assert classes == {"m": "bilabial", "b": "bilabial", "aɪ": "open_vowel", "ə": "open_vowel", "iː": "close_vowel",
+                       "uː": "rounded_vowel", "f": "labiodental", "tʃ": "postalveolar", "w": "rounded_consonant",
+                       "": "silence"}
+    phonemes = [Phoneme("m", 0.10, 0.20), Phoneme("ɑ", 0.20, 0.40)]
+    track = exact_visemes(phonemes, 50, 0.01, np.random.default_rng(0), jitter=0.0)
+    assert track.shape == (50, len(VISEMES)) and np.all(track.sum(1) == 1)
+    names = [VISEMES[i] for i in track.argmax(1)]
+    assert names[:10] == ["silence"] * 10 and names[10:20] == ["bilabial"] * 10 and names[20:40] == ["open_vowel"] * 20
+    jittered = exact_visemes(phonemes, 50, 0.01, np.random.default_rng(0), jitter=0.02).argmax(1)
+    assert 0 < (jittered != track.argmax(1)).sum() <= 8  # boundaries move by up to 2 steps each
+
+
+def test_a_share_of_training_clips_carries_exact_phone_channels():
+    import torch
+
+    from moda.training.synthetic.corpus import CorpusSynthesizer
+
+    synthesizer = CorpusSynthesizer(np.random.default_rng(0).normal(size=(21, 3)).astype(np.float32), seed=3)
+    clips = [synthesizer.utterance(1) for _ in range(8)]
+    exact = [clip for clip in clips if clip.exact_visemes is not None]
+    assert 0 < len(exact) < len(clips)  # both kinds, so the model learns to trust and to doubt recognition
+    clip = exact[0]
+    frames = len(clip.motion)
+    stored = clip.to_clip(torch.zeros(frames, 4, 30))
+    assert torch.equal(stored.audio[..., : len(VISEMES)].reshape(-1, len(VISEMES)),
+                       torch.from_numpy(clip.exact_visemes[: frames * 4]))
+    bilabial = stored.audio[..., VISEMES.index("bilabial")].amax(1) > 0
+    assert bilabial.any() and clip.mouth_open[bilabial.numpy()].mean() < 0.5 * clip.mouth_open.mean()
+    synthesizer.augment = False  # held-out clips are scored as the pipeline hears them: recognised phones
+    assert synthesizer.utterance(1).exact_visemes is None

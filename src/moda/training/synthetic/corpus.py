@@ -19,14 +19,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ...audio.speech import SpeechFeatureExtractor
+from ...audio.phones import VISEMES
+from ...audio.speech import SUBFRAMES, SpeechFeatureExtractor
 from ...emotion import NULL_EMOTION, NUM_EMOTIONS
 from ...shards import SHARD_SUFFIX, Clip, save_clip
-from ...timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
+from ...timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from .augment import degrade
 from .motion import style_of, synthesize_motion
 from .speech import Espeak
-from .visemes import mouth_shapes
+from .visemes import exact_visemes, mouth_shapes
 
 SUBJECTS = ["the old man", "my sister", "a small dog", "the teacher", "our neighbour", "the pilot", "every child",
             "the doctor", "a quiet girl", "the farmer", "my friend", "the captain", "his mother", "the baker"]
@@ -41,6 +42,10 @@ VOICES = ["en-us", "en-us+f1", "en-us+f2", "en-us+f3", "en-us+f4", "en-us+m1", "
           "en-us+m5", "en-us+m6", "en-us+klatt", "en-us+klatt2", "en-us+Andy", "en-us+Annie", "en-us+Michael",
           "en-us+belinda", "en-us+david", "en-us+Alicia", "en-us+Storm", "en-gb-x-rp", "en-029"]
 LABELLED = 0.75  # share of clips with an emotion label; the rest are neutral and unlabelled (the null class)
+# Share of training clips whose phone channels are the exact phoneme timings instead of PocketSphinx's reading of
+# espeak-ng (which misses or misplaces most synthetic bilabials): the model learns that a recognised M / B / P
+# closes the lips, and from the other clips that recognition can be wrong.
+EXACT_PHONES = 0.6
 EXTRAS = ["Really?", "Oh well.", "Why not!", "Maybe tomorrow.", "That was amazing.", "Please wait here.",
           "Look out!", "Thank you so much.", "Who knows?", "Absolutely.", "No, never."]
 
@@ -63,9 +68,14 @@ class SyntheticClip:
     emotion: int
     waveform: np.ndarray  # 16 kHz, as recorded (degraded when augmented)
     text: str
+    exact_visemes: np.ndarray | None = None  # (T * SUBFRAMES, len(VISEMES)) phone channels to use, if exact
 
     def to_clip(self, features: torch.Tensor) -> Clip:
         frames = len(self.motion)
+        if self.exact_visemes is not None:
+            features = features.clone()
+            features[..., : len(VISEMES)] = torch.from_numpy(self.exact_visemes[: len(features) * SUBFRAMES]).reshape(
+                -1, SUBFRAMES, len(VISEMES))
         return Clip(torch.from_numpy(self.motion), features[:frames], torch.from_numpy(self.identity.reshape(-1)),
                     self.emotion, extras={"mouth_open": torch.from_numpy(self.mouth_open.copy())}, source=self.text)
 
@@ -100,7 +110,10 @@ class CorpusSynthesizer:
         identity = self.ref_kp * np.array([self.rng.uniform(0.95, 1.05), self.rng.uniform(0.95, 1.05), 1.0], np.float32)
         motion = synthesize_motion(shapes, energy, identity, self.rng, style_of(emotion))
         recorded = degrade(waveform, self.rng) if self.augment else waveform
-        return SyntheticClip(motion, shapes[:, 0], identity, emotion, recorded, " ".join(texts))
+        exact = None
+        if self.augment and self.rng.random() < EXACT_PHONES:
+            exact = exact_visemes(phonemes, frames * SUBFRAMES, 1 / (FPS * SUBFRAMES), self.rng)
+        return SyntheticClip(motion, shapes[:, 0], identity, emotion, recorded, " ".join(texts), exact)
 
 
 def canonical_keypoints() -> np.ndarray:
@@ -113,8 +126,8 @@ def canonical_keypoints() -> np.ndarray:
         return FaceFrame.from_face(detector.largest(sample_portrait())).kp
 
 
-def _speech_features(waveform: np.ndarray) -> torch.Tensor:
-    return SpeechFeatureExtractor()(waveform)
+def _speech_features(waveform: np.ndarray, recognize: bool = True) -> torch.Tensor:
+    return SpeechFeatureExtractor()(waveform) if recognize else SpeechFeatureExtractor(phones=lambda _: [])(waveform)
 
 
 def synthesize_corpus(out: str | Path, clips: int, heldout: int, seed: int = 0, progress: bool = True,
@@ -135,7 +148,8 @@ def synthesize_corpus(out: str | Path, clips: int, heldout: int, seed: int = 0, 
             # every clip is drawn, so skipping existing shards (resume) leaves the others unchanged
             drawn = [synthesizer.utterance(int(synthesizer.rng.integers(2, 4))) for _ in paths]
             todo = [(path, sample) for path, sample in zip(paths, drawn) if not path.exists()]
-            features = pool.map(_speech_features, [sample.waveform for _, sample in todo], chunksize=4)
+            features = pool.map(_speech_features, [sample.waveform for _, sample in todo],
+                                [sample.exact_visemes is None for _, sample in todo], chunksize=4)
             for (path, sample), feature in tqdm(zip(todo, features), total=len(todo), desc=f"synthesize {split}",
                                                 disable=not progress):
                 save_clip(path, sample.to_clip(feature))

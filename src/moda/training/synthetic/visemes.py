@@ -1,14 +1,16 @@
-"""Phonemes -> mouth shapes per video frame, with co-articulation.
+"""Phonemes -> mouth shapes per video frame, with co-articulation; and phonemes -> the default front-end's
+mouth classes (`moda.audio.phones.VISEMES`), for training clips whose phone channels are exact.
 
 Each IPA phoneme has a target (open, wide, round) in [0, 1]. The targets are laid on a 1 kHz timeline,
 blended by a Gaussian (neighbouring phonemes shape each other: co-articulation), and bilabial closures
-(p, b, m) are then enforced, since lips must meet for them whatever surrounds them.
+(p, b, m) are then enforced over the whole phoneme, since lips meet for them whatever surrounds them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ...audio.phones import VISEMES
 from ...timebase import FPS
 from .speech import Phoneme
 
@@ -33,19 +35,53 @@ CONSONANTS = {
 }
 BILABIALS = {"p", "b", "m"}
 REST = (0.0, 0.45, 0.0)
+CLOSURE_EDGE = 0.1  # share of a bilabial's duration at each end where the lips are still meeting or parting
+
+# The CMU mouth class (`moda.audio.phones.VISEME_CLASSES`) of each IPA symbol; schwa is CMU's AH (open vowel).
+VISEME_CLASS_OF = {
+    **dict.fromkeys("aɑæɐʌə", "open_vowel"), **dict.fromkeys("ɛeɜɚ", "mid_vowel"), **dict.fromkeys("ɪiᵻ", "close_vowel"),
+    **dict.fromkeys("oɔɒʊu", "rounded_vowel"), **dict.fromkeys("pbm", "bilabial"), **dict.fromkeys("fv", "labiodental"),
+    **dict.fromkeys(["θ", "ð", "t", "d", "n", "l", "s", "z", "ɾ"], "dental_alveolar"),
+    **dict.fromkeys(["ʃ", "ʒ", "tʃ", "dʒ"], "postalveolar"), **dict.fromkeys(["k", "ɡ", "g", "ŋ", "h"], "back"),
+    **dict.fromkeys(["w", "ɹ", "r"], "rounded_consonant"), "j": "palatal",
+}
+
+
+def _base_symbol(symbol: str) -> str | None:
+    """The table key of an IPA phoneme: itself, or for diphthongs and marked symbols the first known character."""
+    symbol = symbol.replace("ː", "").replace("ˈ", "").replace("ˌ", "")
+    if symbol in CONSONANTS:
+        return symbol
+    return next((char for char in symbol if char in VOWELS or char in CONSONANTS), None)
 
 
 def viseme_target(symbol: str) -> tuple[float, float, float]:
     """Mouth target of an IPA phoneme; diphthongs and length marks take their first vowel."""
-    symbol = symbol.replace("ː", "").replace("ˈ", "").replace("ˌ", "")
-    if symbol in CONSONANTS:
-        return CONSONANTS[symbol]
-    for char in symbol:
-        if char in VOWELS:
-            return VOWELS[char]
-        if char in CONSONANTS:
-            return CONSONANTS[char]
-    return REST
+    base = _base_symbol(symbol)
+    if base is None:
+        return REST
+    return VOWELS[base] if base in VOWELS else CONSONANTS[base]
+
+
+def viseme_class(symbol: str) -> int:
+    """Index into `VISEMES` of an IPA phoneme (silence for pauses and unknown symbols)."""
+    base = _base_symbol(symbol)
+    return VISEMES.index(VISEME_CLASS_OF.get(base, "silence") if base is not None else "silence")
+
+
+def exact_visemes(phonemes: list[Phoneme], steps: int, step_seconds: float, rng: np.random.Generator,
+                  jitter: float = 0.02) -> np.ndarray:
+    """(steps, len(VISEMES)) one-hot mouth classes of exact phoneme timings, as a recogniser would report them
+    at best: each boundary moved by up to `jitter` seconds."""
+    track = np.zeros((steps, len(VISEMES)), np.float32)
+    track[:, VISEMES.index("silence")] = 1.0
+    centres = (np.arange(steps) + 0.5) * step_seconds
+    for phoneme in phonemes:
+        start, end = phoneme.start + rng.uniform(-jitter, jitter), phoneme.end + rng.uniform(-jitter, jitter)
+        covered = (centres >= start) & (centres < end)
+        track[covered] = 0.0
+        track[covered, viseme_class(phoneme.symbol)] = 1.0
+    return track
 
 
 def _gaussian_blur(signal: np.ndarray, sigma_samples: float) -> np.ndarray:
@@ -65,7 +101,8 @@ def mouth_shapes(phonemes: list[Phoneme], duration: float, fps: int = FPS) -> np
         lo, hi = int(phoneme.start * TIMELINE_RATE), max(int(phoneme.end * TIMELINE_RATE), int(phoneme.start * TIMELINE_RATE) + 1)
         timeline[lo:hi] = viseme_target(phoneme.symbol)
         if phoneme.symbol in BILABIALS:
-            closure[lo + (hi - lo) // 4 : hi - (hi - lo) // 4 + 1] = 1.0
+            edge = int(CLOSURE_EDGE * (hi - lo))
+            closure[lo + edge : hi - edge + 1] = 1.0
     blended = _gaussian_blur(timeline, COARTICULATION_SIGMA * TIMELINE_RATE)
     closure = _gaussian_blur(closure[:, None], 0.012 * TIMELINE_RATE)[:, 0]
     blended[:, 0] *= 1 - np.clip(closure, 0, 1)
