@@ -26,6 +26,7 @@ from ..errors import MoDAError
 from ..pipeline.generate import GenerateOptions, Pipeline
 
 MAX_QUEUED = 16
+MAX_DURATION = 120.0  # seconds of speech per job: a server's jobs are short
 
 
 @dataclass
@@ -75,7 +76,8 @@ class JobQueue:
             try:
                 image = next(job.folder.glob("image*"))
                 audio = next(job.folder.glob("audio*"))
-                job.video = self.pipeline.generate(image, audio, job.folder / "result.mp4", job.options, progress=False)
+                job.video = self.pipeline.generate(image, audio, job.folder / "result.mp4", job.options, progress=False,
+                                                   max_duration=MAX_DURATION)
                 job.status = "done"
             except MoDAError as exc:
                 job.status, job.error = "failed", str(exc)
