@@ -68,3 +68,36 @@ def test_emotion_labels(tmp_path):
     path.write_text("a.mp4,bored\n")
     with pytest.raises(MoDAError, match="unknown emotion 'bored'.*row for a.mp4"):
         read_emotion_labels(path)
+
+
+def test_two_ranks_under_torchrun_write_the_same_shards_and_one_merged_report(corpus, tmp_path):
+    import json
+    import os
+    import shutil
+
+    videos = tmp_path / "videos"
+    shutil.copytree(corpus / "videos", videos)
+    write_driving_video(videos / "again.mp4", frames=20)
+    one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}  # torchrun's per-worker default, for bitwise equality
+
+    def run(out, processes):
+        launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+                    if processes > 1 else [sys.executable])
+        return subprocess.run([*launcher, "-m", "moda", "preprocess", "--videos", str(videos), "--out", str(out),
+                               "--weights", str(corpus / "weights"), "--audio-features", "logmel", "--quiet"],
+                              capture_output=True, text=True, env=one_thread)
+
+    single, double = run(tmp_path / "one", 1), run(tmp_path / "two", 2)
+    assert single.returncode == 0 and double.returncode == 0, double.stderr[-3000:]
+    assert double.stdout.count("2 written, 0 already there, 2 failed") == 1  # rank 0 reports for both
+    report = json.loads((tmp_path / "two" / "preprocess_report.json").read_text())
+    assert report["written"] == ["again.clip.safetensors", "talk.clip.safetensors"]
+    assert sorted(report["failed"]) == ["broken.mp4", "mute.mp4"] and "no audio stream" in report["failed"]["mute.mp4"]
+    assert report == json.loads((tmp_path / "one" / "preprocess_report.json").read_text())
+    for shard in ("again", "talk"):
+        a, b = (load_clip(tmp_path / out / f"{shard}.clip.safetensors") for out in ("one", "two"))
+        assert torch.equal(a.motion, b.motion) and torch.equal(a.audio, b.audio) and torch.equal(a.ref_kp, b.ref_kp)
+    # an interrupted run resumes: the same world size redoes only what is missing
+    (tmp_path / "two" / "talk.clip.safetensors").unlink()
+    again = run(tmp_path / "two", 2)
+    assert again.stdout.count("1 written, 1 already there, 2 failed") == 1, again.stdout

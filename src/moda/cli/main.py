@@ -84,10 +84,12 @@ def load_liveportrait(weights: str | None) -> LivePortraitRenderer:
 
 def preprocess(args: argparse.Namespace) -> int:
     from ..devices import default_device
+    from ..distributed import World, close_group
     from ..training.preprocess import preprocess as run_preprocess
     from ..training.preprocess import read_emotion_labels
 
-    device = default_device(args.device)
+    world = World.from_env(args.rank, args.world_size)
+    device = world.device if args.device is None else default_device(args.device)
     labels = read_emotion_labels(args.emotions)
     features: Callable[[np.ndarray], torch.Tensor]
     if args.audio_features == "speech":
@@ -104,7 +106,12 @@ def preprocess(args: argparse.Namespace) -> int:
 
         features = AudioFeatureExtractor(HubertFrameEncoder.from_pretrained(args.hubert or HUBERT_HUB_ID).to(device))
     renderer = load_liveportrait(args.weights).to(device)
-    report = run_preprocess(args.videos, args.out, renderer, features, labels, progress=not args.quiet)
+    try:
+        report = run_preprocess(args.videos, args.out, renderer, features, labels, progress=not args.quiet, world=world)
+    finally:
+        close_group()
+    if report is None:  # not rank 0: rank 0 reports for all
+        return 0
     for video, reason in report.failed.items():
         print(f"skipped {video.name}: {reason}", file=sys.stderr)
     print(f"{len(report.written)} written, {len(report.skipped)} already there, {len(report.failed)} failed")
@@ -120,12 +127,14 @@ def synthesize_corpus(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    from ..distributed import World, close_group
     from ..evaluation.evaluate import evaluate as run_eval
     from ..evaluation.evaluate import write_report
     from ..evaluation.feature_metrics import load_feature_network
     from ..generator.checkpoint import load_trained_generator
     from ..generator.sampler import Guidance
 
+    world = World.from_env(args.rank, args.world_size)
     generator, stats = load_trained_generator(args.generator)
     models = {name: load_feature_network(path, name.upper())
               for name, path in (("fid", args.fid_model), ("fvd", args.fvd_model), ("sync", args.sync_model)) if path}
@@ -137,9 +146,14 @@ def evaluate(args: argparse.Namespace) -> int:
 
         with FaceMeshDetector() as detector:
             renderer = LandmarkWarpRenderer(sample_portrait(), detector.largest(sample_portrait()))
-    result = run_eval(generator, stats, args.heldout, Guidance(args.cfg_audio), args.seed, args.limit,
-                      progress=not args.quiet, feature_models=models, renderer=renderer)
-    written = write_report(result, args.out, args.metrics_log)
+    try:
+        result = run_eval(generator, stats, args.heldout, Guidance(args.cfg_audio), args.seed, args.limit,
+                          progress=not args.quiet, feature_models=models, renderer=renderer, world=world)
+    finally:
+        close_group()
+    if result is None:  # not rank 0: rank 0 reports for all
+        return 0
+    written = write_report(result, args.out, args.metrics_log, world.report_name("report"))
     for key, value in result.summary.items():
         print(f"{key:<28} {value:.4f}")
     print("wrote " + ", ".join(str(p) for p in written))
@@ -171,6 +185,12 @@ def generate(args: argparse.Namespace) -> int:
     from ..media.video import check_output_path
     from ..pipeline.generate import GenerateOptions, Pipeline
 
+    single = {"--image": args.image, "--audio": args.audio, "--out": args.out}
+    if args.manifest or args.out_dir:
+        return generate_many(args, [flag for flag, value in single.items() if value is not None])
+    missing = [flag for flag, value in single.items() if value is None]
+    if missing:
+        raise MoDAError(f"{', '.join(missing)} required (or --manifest CSV --out-dir DIR for many videos)")
     check_output_path(args.out, args.overwrite)  # before loading any model
     pipeline = Pipeline.from_weights(args.weights, args.device) if args.weights else Pipeline.default()
     options = GenerateOptions(args.emotion, args.cfg_audio, args.cfg_emotion, args.seed)
@@ -178,6 +198,32 @@ def generate(args: argparse.Namespace) -> int:
                             max_duration=args.max_duration)
     print(f"wrote {out}")
     return 0
+
+
+def generate_many(args: argparse.Namespace, single_flags: list[str]) -> int:
+    from ..distributed import World, close_group
+    from ..pipeline.batch import generate_manifest, read_manifest
+    from ..pipeline.generate import Pipeline
+
+    if not (args.manifest and args.out_dir) or single_flags:
+        raise MoDAError("--manifest and --out-dir go together, without --image / --audio / --out")
+    if args.overwrite:
+        raise MoDAError("--overwrite does not apply to --manifest: existing outputs are kept (resume); delete them to redo")
+    world = World.from_env(args.rank, args.world_size)
+    read_manifest(args.manifest, args.out_dir)  # a malformed manifest fails before any model loads
+    device = args.device or (str(world.device) if world.device.type == "cuda" else None)
+    pipeline = Pipeline.from_weights(args.weights, device) if args.weights else Pipeline.default()
+    try:
+        report = generate_manifest(pipeline, args.manifest, args.out_dir, world, not args.quiet, args.max_duration)
+    finally:
+        close_group()
+    if report is None:  # not rank 0: rank 0 reports for all
+        return 0
+    for row, reason in report.failed.items():
+        print(f"failed {row}: {reason}", file=sys.stderr)
+    print(f"{len(report.written)} written, {len(report.skipped)} already there, {len(report.failed)} failed; "
+          f"report in {Path(args.out_dir) / world.report_name('manifest_report')}")
+    return 1 if report.failed else 0
 
 
 def download(args: argparse.Namespace) -> int:
@@ -204,6 +250,11 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_rank_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rank", type=int, help="this process's share, for independent launches (torchrun sets it)")
+    parser.add_argument("--world-size", type=int, help="how many processes share the work (with --rank)")
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="folder with the released models (default: the tiny shipped model)")
     parser.add_argument("--device", help="cpu or cuda (released models)")
@@ -219,9 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(run=golden_check)
 
     generation = commands.add_parser("generate", help="a portrait + speech -> talking-head video (mp4)")
-    generation.add_argument("--image", required=True, help="portrait (jpg, png, webp, ...)")
-    generation.add_argument("--audio", required=True, help="speech (wav, mp3, m4a, ogg, flac, ...)")
-    generation.add_argument("--out", required=True, help="output .mp4 (H.264 + AAC)")
+    generation.add_argument("--image", help="portrait (jpg, png, webp, ...)")
+    generation.add_argument("--audio", help="speech (wav, mp3, m4a, ogg, flac, ...)")
+    generation.add_argument("--out", help="output .mp4 (H.264 + AAC)")
+    generation.add_argument("--manifest", help="CSV of many jobs (columns image, audio[, out, emotion, seed, "
+                            "cfg_audio, cfg_emotion]); one model load, also under torchrun; with --out-dir")
+    generation.add_argument("--out-dir", help="folder for the manifest's videos and manifest_report.json")
     generation.add_argument("--emotion", help="angry, contempt, disgusted, fear, happy, neutral, sad, surprised")
     generation.add_argument("--cfg-audio", type=float, help="audio guidance scale (default: the model's)")
     generation.add_argument("--cfg-emotion", type=float, help="emotion guidance scale, separate from audio")
@@ -229,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION,
                             help=f"longest accepted speech in seconds (default {DEFAULT_MAX_DURATION:g})")
     add_model_arguments(generation)
+    add_rank_arguments(generation)
     generation.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     generation.add_argument("--quiet", action="store_true", help="no progress bar")
     generation.set_defaults(run=generate)
@@ -283,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="hubert (the released model), speech (the default mode's front-end) or plain log-mel")
     prep.add_argument("--hubert", help="HuBERT folder or hub id (default TencentGameMate/chinese-hubert-base)")
     prep.add_argument("--emotions", help="CSV of `video file name, emotion` rows")
-    prep.add_argument("--device", help="cpu or cuda")
+    prep.add_argument("--device", help="cpu or cuda (default: under torchrun, this rank's GPU where there are GPUs)")
+    add_rank_arguments(prep)
     prep.add_argument("--quiet", action="store_true", help="no progress bar")
     prep.set_defaults(run=preprocess)
 
@@ -298,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
         evaluation.add_argument(f"--{metric}-model", help=f"torch.export program (.pt2) for {metric.upper()}: {what}")
     evaluation.add_argument("--limit", type=int, help="evaluate at most this many clips")
     evaluation.add_argument("--seed", type=int, default=0)
+    add_rank_arguments(evaluation)
     evaluation.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluation.set_defaults(run=evaluate)
 
@@ -325,8 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(Exception):
-    """A termination signal arrived; raised in the main thread so that every `with` block cleans up."""
+class Terminated(BaseException):
+    """A termination signal arrived; raised in the main thread so that every `with` block cleans up (a
+    BaseException, like KeyboardInterrupt, so that no `except Exception` of a batch loop swallows it)."""
 
     def __init__(self, signum: int):
         super().__init__(signum)

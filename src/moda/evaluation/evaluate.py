@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..distributed import World
 from ..errors import MoDAError
 from ..generator.chaining import generate_motion
 from ..generator.model import MotionGenerator
@@ -69,16 +70,21 @@ def feature_metrics(models: dict, renderer, rendered: list[Rendered]) -> dict[st
 
 def evaluate(generator: MotionGenerator, stats: MotionStats, heldout: str | Path, guidance: Guidance = Guidance(1.5),
              seed: int = 0, limit: int | None = None, progress: bool = True, feature_models: dict | None = None,
-             renderer=None) -> EvalResult:
+             renderer=None, world: World | None = None) -> EvalResult | None:
     """Metrics over held-out clips. `feature_models` ({"fid" | "fvd" | "sync": TorchScript}) with a
-    LandmarkWarpRenderer add FID / FVD / Sync-C/D on frames rendered from ground-truth and generated motion."""
+    LandmarkWarpRenderer add FID / FVD / Sync-C/D on frames rendered from ground-truth and generated motion.
+
+    With a `world` of several ranks each scores every world-size-th clip (clip i is generated with seed + i
+    wherever it runs); rank 0 gathers them in clip order and returns the same result as one process, the other
+    ranks None. Without a process group, a rank returns the metrics of its own clips."""
+    world = world or World(0, 1, torch.device("cpu"), grouped=False)
     paths = shard_paths(heldout)[:limit]
-    rendered: list[Rendered] = []
     clips = [load_clip(p) for p in paths]
     if any("mouth_open" not in c.extras for c in clips):
         raise MoDAError(f"held-out shards in {heldout} lack ground-truth mouth opening (extra.mouth_open)")
-    per_clip, example = [], {}
-    for index, clip in enumerate(tqdm(clips, desc="eval", unit="clip", disable=not progress)):
+    scored: list[tuple[int, dict, Rendered | None, dict]] = []  # (clip index, metrics, frames, plot traces)
+    for index in tqdm(world.share(range(len(clips))), desc="eval", unit="clip", disable=not progress or not world.main):
+        clip = clips[index]
         frames = clip.motion.shape[0]
         other = clips[(index + 1) % len(clips)].audio
         shuffled_audio = torch.cat([other, other.new_zeros(max(frames - other.shape[0], 0), *other.shape[1:])])[:frames]
@@ -92,13 +98,20 @@ def evaluate(generator: MotionGenerator, stats: MotionStats, heldout: str | Path
         truth = clip.extras["mouth_open"].numpy()
         metrics = clip_metrics(outputs["generated"], reference, truth, clip.ref_kp.numpy())
         metrics["shuffled_audio_corr"] = pearson(mouth_opening(outputs["shuffled"]), truth)
-        per_clip.append(metrics)
+        frames_of = None
         if feature_models:
-            rendered.append(([renderer.render(v) for v in reference], [renderer.render(v) for v in outputs["generated"]],
-                             clip.audio.reshape(-1, clip.audio.shape[-1]).numpy()))
-        if index == 0:
-            example = {"truth": truth, "generated": mouth_opening(outputs["generated"]),
-                       "shuffled": mouth_opening(outputs["shuffled"]), "energy": clip.audio.mean(dim=(1, 2)).numpy()}
+            frames_of = ([renderer.render(v) for v in reference], [renderer.render(v) for v in outputs["generated"]],
+                         clip.audio.reshape(-1, clip.audio.shape[-1]).numpy())
+        traces = {"truth": truth, "generated": mouth_opening(outputs["generated"]),
+                  "shuffled": mouth_opening(outputs["shuffled"]), "energy": clip.audio.mean(dim=(1, 2)).numpy()}
+        scored.append((index, metrics, frames_of, traces))
+    gathered = world.gather(scored)
+    if gathered is None:
+        return None
+    ordered = sorted((item for part in gathered for item in part), key=lambda item: item[0])
+    per_clip = [metrics for _, metrics, _, _ in ordered]
+    rendered = [frames_of for _, _, frames_of, _ in ordered if frames_of is not None]
+    example = ordered[0][3]
     summary = {key: float(np.mean([m[key] for m in per_clip])) for key in per_clip[0]}
     summary["clips"] = len(per_clip)
     if feature_models:
@@ -106,8 +119,9 @@ def evaluate(generator: MotionGenerator, stats: MotionStats, heldout: str | Path
     return EvalResult(summary, per_clip, example)
 
 
-def write_report(result: EvalResult, out: str | Path, metrics_log: str | Path | None = None) -> list[Path]:
-    """report.json, mouth_opening.png and (given a training metrics.jsonl) loss_curve.png."""
+def write_report(result: EvalResult, out: str | Path, metrics_log: str | Path | None = None,
+                 name: str = "report.json") -> list[Path]:
+    """`name` (report.json), mouth_opening.png and (given a training metrics.jsonl) loss_curve.png."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -115,7 +129,7 @@ def write_report(result: EvalResult, out: str | Path, metrics_log: str | Path | 
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    written = [out / "report.json"]
+    written = [out / name]
     written[0].write_text(json.dumps({"summary": result.summary, "per_clip": result.per_clip}, indent=2))
 
     figure, axes = plt.subplots(2, 1, figsize=(10, 5), sharex=True)

@@ -3,12 +3,15 @@
 Per video: frames resampled to 25 fps, one crop box averaged over the clip, the motion extractor's 70-d
 motion per frame (expression, scale, translation, pitch / yaw / roll in degrees), the first frame's canonical
 keypoints as identity, audio features (HuBERT or log-mel) for the same frames, and an optional emotion label.
-Existing shards are skipped, so an interrupted run resumes; unreadable videos are reported, not fatal.
+Existing shards are skipped, so an interrupted run resumes; a video that fails is reported with the reason
+and the run goes on. Under torchrun (or with `--rank/--world-size`) each rank takes every world-size-th video
+of the sorted list, and rank 0 writes the merged report (`preprocess_report.json`; per rank without torchrun).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..distributed import World
 from ..emotion import NULL_EMOTION, emotion_id
 from ..errors import MoDAError
 from ..face.crop import average_driving_box, crop_face
@@ -51,6 +55,22 @@ class PreprocessReport:
     skipped: list[Path] = field(default_factory=list)  # shard already there
     failed: dict[Path, str] = field(default_factory=dict)
 
+    @classmethod
+    def merged(cls, reports: list[PreprocessReport]) -> PreprocessReport:
+        merged = cls()
+        for report in reports:
+            merged.written += report.written
+            merged.skipped += report.skipped
+            merged.failed.update(report.failed)
+        merged.written.sort()
+        merged.skipped.sort()
+        merged.failed = dict(sorted(merged.failed.items()))
+        return merged
+
+    def to_json(self) -> str:
+        return json.dumps({"written": [p.name for p in self.written], "skipped": [p.name for p in self.skipped],
+                           "failed": {p.name: reason for p, reason in self.failed.items()}}, indent=2)
+
 
 def preprocess_video(video: Path, renderer: LivePortraitRenderer, detector: FaceMeshDetector,
                      audio_features: Callable[[np.ndarray], torch.Tensor], emotion: int, batch_size: int = 16) -> Clip:
@@ -72,7 +92,10 @@ def preprocess_video(video: Path, renderer: LivePortraitRenderer, detector: Face
 
 def preprocess(videos: str | Path, output: str | Path, renderer: LivePortraitRenderer,
                audio_features: Callable[[np.ndarray], torch.Tensor], labels: dict[str, int] | None = None,
-               progress: bool = True) -> PreprocessReport:
+               progress: bool = True, world: World | None = None) -> PreprocessReport | None:
+    """This rank's share of the videos; returns the merged report on rank 0 (this rank's without a process
+    group), None on other ranks, and writes it as JSON beside the shards."""
+    world = world or World(0, 1, torch.device("cpu"), grouped=False)
     videos, output = Path(videos), Path(output)
     if not videos.is_dir():
         raise MoDAError(f"video folder not found: {videos}")
@@ -83,7 +106,7 @@ def preprocess(videos: str | Path, output: str | Path, renderer: LivePortraitRen
     labels = labels or {}
     report = PreprocessReport()
     with FaceMeshDetector() as detector:
-        for video in tqdm(files, desc="preprocess", unit="video", disable=not progress):
+        for video in tqdm(world.share(files), desc="preprocess", unit="video", disable=not progress or not world.main):
             shard = output / f"{video.stem}{SHARD_SUFFIX}"
             if shard.exists():
                 report.skipped.append(shard)
@@ -93,5 +116,13 @@ def preprocess(videos: str | Path, output: str | Path, renderer: LivePortraitRen
             except MoDAError as exc:
                 report.failed[video] = str(exc)
                 continue
+            except Exception as exc:  # noqa: BLE001 - one bad video must not stop a corpus run
+                report.failed[video] = f"internal error: {type(exc).__name__}: {exc}"
+                continue
             report.written.append(save_clip(shard, clip))
-    return report
+    reports = world.gather(report)
+    if reports is None:
+        return None
+    merged = PreprocessReport.merged(reports)
+    (output / world.report_name("preprocess_report")).write_text(merged.to_json())
+    return merged

@@ -12,18 +12,17 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
 import torch
-import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from ..distributed import World, close_group
 from ..errors import MoDAError
 from ..generator.model import MotionGenerator
 from ..generator.objective import TrainingBatch, flow_matching_loss
@@ -57,42 +56,6 @@ class TrainableGenerator(nn.Module):
         return state
 
 
-@dataclass
-class Distributed:
-    rank: int
-    world_size: int
-    device: torch.device
-
-    @classmethod
-    def from_env(cls) -> Distributed:
-        """torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; a plain run is rank 0 of 1."""
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        rank = int(os.environ.get("RANK", "0"))
-        if torch.cuda.is_available():
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(device)
-        else:
-            device = torch.device("cpu")
-        if world_size > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        return cls(rank, world_size, device)
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.world_size > 1:
-            dist.barrier()
-
-    def mean(self, value: torch.Tensor) -> float:
-        if self.world_size > 1:
-            value = value.detach().clone()
-            dist.all_reduce(value)
-            value /= self.world_size
-        return value.item()
-
-
 def step_rng(seed: int, step: int, rank: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step * 7_919 + rank * 104_729) % (2**63))
 
@@ -107,7 +70,7 @@ def _write_json_atomic(path: Path, value: object) -> None:
 class Trainer:
     def __init__(self, config: TrainConfig, progress: bool = True):
         self.config = config
-        self.dist = Distributed.from_env()
+        self.dist = World.from_env()
         self.output = Path(config.output)
         self.progress = progress and self.dist.main
         torch.manual_seed(config.seed)  # the same initial weights on every rank
@@ -123,7 +86,7 @@ class Trainer:
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: min(1.0, (step + 1) / warmup))
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
         self.step = 0
-        self.network = (DistributedDataParallel(self.model) if self.dist.world_size > 1 else self.model)
+        self.network = (DistributedDataParallel(self.model) if self.dist.grouped else self.model)
 
     def _stats(self, paths: list[Path]) -> MotionStats:
         """Corpus statistics, computed once and kept with the run (a resumed run reuses them)."""
@@ -255,5 +218,4 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Pa
     try:
         return trainer.run(resume)
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        close_group()

@@ -1,0 +1,144 @@
+"""Many videos with one model load: `moda generate --manifest jobs.csv --out-dir DIR`, also under torchrun.
+
+The manifest is a CSV with a header. Columns: `image` and `audio` (required; relative paths are relative to
+the manifest's folder), and optionally `out` (a file name in DIR; default `row-N_IMAGE_AUDIO.mp4`),
+`emotion`, `seed`, `cfg_audio`, `cfg_emotion`; empty cells take the defaults. Rows whose output exists
+are skipped (outputs appear atomically, so a killed run resumes where it stopped); a row that fails is reported
+with its reason and the others go on. Under torchrun (or with `--rank/--world-size`) each rank takes every
+world-size-th row; rank 0 writes `manifest_report.json` for all (each rank its own without torchrun).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..distributed import World
+from ..errors import MoDAError
+from ..timebase import DEFAULT_MAX_DURATION
+from .generate import GenerateOptions, Pipeline
+
+REQUIRED_COLUMNS = ("image", "audio")
+OPTIONAL_COLUMNS = ("out", "emotion", "seed", "cfg_audio", "cfg_emotion")
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    number: int  # 1-based, not counting the header
+    out: Path
+    image: Path | None = None
+    audio: Path | None = None
+    options: GenerateOptions = GenerateOptions()
+    error: str | None = None  # what is wrong with the row itself
+
+
+@dataclass
+class BatchReport:
+    written: list[str] = field(default_factory=list)  # output file names
+    skipped: list[str] = field(default_factory=list)  # output already there
+    failed: dict[str, str] = field(default_factory=dict)  # "row N (name)": reason
+
+    @classmethod
+    def merged(cls, reports: list[BatchReport]) -> BatchReport:
+        merged = cls()
+        for report in reports:
+            merged.written += report.written
+            merged.skipped += report.skipped
+            merged.failed.update(report.failed)
+        merged.written.sort()
+        merged.skipped.sort()
+        merged.failed = dict(sorted(merged.failed.items(), key=lambda item: int(item[0].split()[1])))
+        return merged
+
+    def to_json(self) -> str:
+        return json.dumps({"written": self.written, "skipped": self.skipped, "failed": self.failed}, indent=2)
+
+
+def _number(text: str, kind: type, column: str) -> float | int | None:
+    if not text.strip():
+        return None
+    try:
+        return kind(text)
+    except ValueError as exc:
+        raise ValueError(f"{column} {text!r} is not a{'n integer' if kind is int else ' number'}") from exc
+
+
+def _row(number: int, values: dict[str, str], folder: Path, out_dir: Path) -> ManifestRow:
+    image, audio, given_out = (values.get(column, "").strip() for column in ("image", "audio", "out"))
+    out = out_dir / (given_out or f"row-{number}_{Path(image).stem or 'image'}_{Path(audio).stem or 'audio'}.mp4")
+    if not image or not audio:
+        return ManifestRow(number, out, error="image and audio are both required")
+    if given_out and Path(given_out).name != given_out:
+        return ManifestRow(number, out, error=f"out {given_out!r} must be a file name in the output folder, not a path")
+    try:
+        seed = _number(values.get("seed", ""), int, "seed")
+        options = GenerateOptions(values.get("emotion", "").strip() or None,
+                                  _number(values.get("cfg_audio", ""), float, "cfg_audio"),
+                                  _number(values.get("cfg_emotion", ""), float, "cfg_emotion"),
+                                  0 if seed is None else int(seed))
+    except ValueError as exc:
+        return ManifestRow(number, out, error=str(exc))
+    return ManifestRow(number, out, folder / image, folder / audio, options)
+
+
+def read_manifest(path: str | Path, out_dir: str | Path) -> list[ManifestRow]:
+    """The rows of a manifest; a malformed row becomes a row with an `error`, a malformed file a MoDAError."""
+    path, out_dir = Path(path), Path(out_dir)
+    if not path.is_file():
+        raise MoDAError(f"manifest not found: {path}")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        columns = [c.strip() for c in reader.fieldnames or []]
+        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+        unknown = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+        if missing or unknown:
+            raise MoDAError(f"{path}: the header must name the columns image, audio and optionally "
+                            f"{', '.join(OPTIONAL_COLUMNS)}; " + ("missing " + ", ".join(missing) if missing else
+                                                                  "unknown " + ", ".join(unknown)))
+        rows = [_row(number, {k.strip(): v or "" for k, v in values.items() if k is not None}, path.parent, out_dir)
+                for number, values in enumerate(reader, start=1)]
+    if not rows:
+        raise MoDAError(f"{path} has a header but no rows")
+    seen: dict[Path, int] = {}
+    for index, row in enumerate(rows):
+        if row.error is None and row.out in seen:
+            rows[index] = ManifestRow(row.number, row.out, error=f"out {row.out.name} is also row {seen[row.out]}'s")
+        seen.setdefault(row.out, row.number)
+    return rows
+
+
+def generate_manifest(pipeline: Pipeline, manifest: str | Path, out_dir: str | Path, world: World | None = None,
+                      progress: bool = True, max_duration: float | None = DEFAULT_MAX_DURATION) -> BatchReport | None:
+    """This rank's rows of the manifest; returns the merged report on rank 0 (this rank's own without a process
+    group) and writes it to `out_dir`, None on the other ranks."""
+    world = world or World.from_env()
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise MoDAError(f"output folder {out_dir} does not exist; create it first")
+    report = BatchReport()
+    for row in tqdm(world.share(read_manifest(manifest, out_dir)), desc="manifest", unit="video",
+                    disable=not progress or not world.main):
+        label = f"row {row.number} ({row.out.name})"
+        if row.error is not None:
+            report.failed[label] = row.error
+        elif row.out.exists():
+            report.skipped.append(row.out.name)
+        else:
+            assert row.image is not None and row.audio is not None
+            try:
+                pipeline.generate(row.image, row.audio, row.out, row.options, progress=False, max_duration=max_duration)
+                report.written.append(row.out.name)
+            except MoDAError as exc:
+                report.failed[label] = str(exc)
+            except Exception as exc:  # noqa: BLE001 - one bad row must not stop the others
+                report.failed[label] = f"internal error: {type(exc).__name__}: {exc}"
+    reports = world.gather(report)
+    if reports is None:
+        return None
+    merged = BatchReport.merged(reports)
+    (out_dir / world.report_name("manifest_report")).write_text(merged.to_json())
+    return merged
