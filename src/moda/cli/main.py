@@ -235,18 +235,18 @@ def download(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from ..app.server import Server
+    from ..app.server import Server, ServerSettings
     from ..pipeline.generate import Pipeline
 
+    if not (args.max_upload_mb > 0 and args.max_upload_mb < float("inf")):
+        raise MoDAError(f"--max-upload-mb {args.max_upload_mb} must be a positive number of megabytes")
+    settings = ServerSettings(args.host, args.port, int(args.max_upload_mb * 1e6), args.max_duration, args.time_limit)
+    settings.check()  # before loading any model
     pipeline = Pipeline.from_weights(args.weights, args.device) if args.weights else Pipeline.default()
-    server = Server(pipeline, args.host, args.port, args.max_upload_mb)
-    print(f"moda is serving on {server.url} (Ctrl-C to stop)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
+    server = Server(pipeline, settings)
+    print(f"moda is serving on {server.url} (Ctrl-C to stop); API token for scripts: {server.token} "
+          "(header X-Moda-Token)", flush=True)
+    server.serve_forever()
     return 0
 
 
@@ -288,10 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--quiet", action="store_true", help="no progress bar")
     generation.set_defaults(run=generate)
 
-    serving = commands.add_parser("serve", help="web page and HTTP API (job queue, upload limit)")
+    serving = commands.add_parser("serve", help="web app and HTTP API on FastAPI + uvicorn (127.0.0.1 by default)")
     serving.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     serving.add_argument("--port", type=int, default=7860)
-    serving.add_argument("--max-upload-mb", type=float, default=25.0, help="largest accepted request")
+    serving.add_argument("--max-upload-mb", type=float, default=25.0, help="largest accepted upload (default 25)")
+    serving.add_argument("--max-duration", type=float, default=120.0, help="longest accepted speech in seconds (120)")
+    serving.add_argument("--time-limit", type=float, default=600.0, help="seconds a job may run (default 600)")
     add_model_arguments(serving)
     serving.set_defaults(run=serve)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from .backend import Backend, MotionRequest
 
 MIN_AUDIO_SECONDS = 0.2
 MAX_GUIDANCE = 10.0  # beyond this, guidance only smears the motion
+ProgressCallback = Callable[[str, int, int, "np.ndarray | None"], None]  # stage, done, total, frame
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,15 @@ class Pipeline:
                              torch.Generator().manual_seed(options.seed))
 
     def generate(self, image: str | Path, audio: str | Path, out: str | Path, options: GenerateOptions = GenerateOptions(),
-                 overwrite: bool = False, progress: bool = True, max_duration: float | None = DEFAULT_MAX_DURATION
-                 ) -> Path:
+                 overwrite: bool = False, progress: bool = True, max_duration: float | None = DEFAULT_MAX_DURATION,
+                 on_progress: ProgressCallback | None = None) -> Path:
         """Write an H.264 + AAC mp4 of the portrait speaking the audio; returns the output path. Speech longer
-        than `max_duration` seconds is refused before it is decoded (None: no limit)."""
+        than `max_duration` seconds is refused before it is decoded (None: no limit).
+
+        `on_progress(stage, done, total, frame)` is called after each generator window (stage "motion", frame
+        None) and each rendered frame ("render", the frame); an exception it raises stops the run, and no file is
+        left behind (how a server cancels a job or enforces a time limit)."""
+        report = on_progress or (lambda *_: None)
         _check_paths(image=image, audio=audio, out=out)
         out = check_output_path(out, overwrite)
         for name, given in (("image", image), ("audio", audio)):
@@ -92,12 +98,18 @@ class Pipeline:
         subject = self.backend.prepare(portrait, str(image))
         with tqdm(total=self.backend.num_windows(len(waveform)), desc="motion", unit="window",
                   disable=not progress) as bar:
-            motion = self.backend.motion(subject, waveform, request, lambda *_: bar.update())
+            def window_done(*_: object) -> None:
+                bar.update()
+                report("motion", bar.n, bar.total, None)
+
+            report("motion", 0, bar.total, None)
+            motion = self.backend.motion(subject, waveform, request, window_done)
         height, width = portrait.shape[:2]
         with Mp4Writer(out, FPS, width, height, SAMPLE_RATE, overwrite=overwrite) as writer:
-            for frame in tqdm(self.backend.frames(subject, motion), total=len(motion), desc="render", unit="frame",
-                              disable=not progress):
+            for index, frame in enumerate(tqdm(self.backend.frames(subject, motion), total=len(motion), desc="render",
+                                               unit="frame", disable=not progress)):
                 writer.write(frame)
+                report("render", index + 1, len(motion), frame)
             writer.write_audio(waveform[: len(motion) * SAMPLES_PER_FRAME])
         return out
 
