@@ -45,7 +45,6 @@ from ..pipeline.generate import MAX_GUIDANCE, MIN_AUDIO_SECONDS, GenerateOptions
 from ..samples import sample_path
 from .jobs import Job, JobQueue, QueueFull
 
-READ_TIMEOUT = 30.0  # seconds an upload may stall
 UPLOAD_SUFFIXES = {"image": {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"},
                    "audio": {".wav", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".flac", ".webm", ".mp4", ".mov"}}
 EXAMPLES_FOLDER = "examples"
@@ -70,6 +69,7 @@ class ServerSettings:
     time_limit: float = 600.0  # seconds a job may run
     ttl: float = 3600.0  # seconds finished jobs are kept
     max_queued: int = 16
+    read_timeout: float = 30.0  # seconds an upload may stall
 
     def check(self) -> None:
         if not self.max_upload_bytes > 0:
@@ -89,14 +89,14 @@ class UploadStalled(Exception):
     pass
 
 
-def _limited(receive: Receive, limit: int) -> Receive:
-    """`receive` that stops an upload once its body passes `limit` bytes or stalls for READ_TIMEOUT."""
+def _limited(receive: Receive, limit: int, timeout: float) -> Receive:
+    """`receive` that stops an upload once its body passes `limit` bytes or stalls for `timeout` seconds."""
     seen = 0
 
     async def limited_receive() -> Message:
         nonlocal seen
         try:
-            message = await asyncio.wait_for(receive(), READ_TIMEOUT)
+            message = await asyncio.wait_for(receive(), timeout)
         except TimeoutError as exc:
             raise UploadStalled from exc
         seen += len(message.get("body", b""))
@@ -154,8 +154,10 @@ def _check_inputs(folder: Path, max_duration: float) -> None:
         raise _unprocessable("audio", f"the speech is shorter than {MIN_AUDIO_SECONDS} s")
 
 
-async def _read_upload(request: Request, folder: Path, files: set[str], limit: int) -> tuple[dict[str, str], dict[str, str]]:
+async def _read_upload(request: Request, folder: Path, files: set[str], settings: ServerSettings
+                       ) -> tuple[dict[str, str], dict[str, str]]:
     """Stream a multipart body into `folder` (files saved as NAME.suffix); (uploaded file names, text fields)."""
+    limit = settings.max_upload_bytes
     length = request.headers.get("content-length")
     if length is not None and not length.isdigit():
         raise HTTPException(400, detail="Content-Length must be a non-negative whole number")
@@ -163,13 +165,13 @@ async def _read_upload(request: Request, folder: Path, files: set[str], limit: i
         raise HTTPException(413, detail=f"the upload is {int(length) / 1e6:.1f} MB; the limit is {limit / 1e6:g} MB")
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise HTTPException(400, detail="send the files as multipart/form-data")
-    limited = Request(request.scope, _limited(request.receive, limit))
+    limited = Request(request.scope, _limited(request.receive, limit, settings.read_timeout))
     try:
         form = await limited.form(max_files=len(files), max_fields=10, max_part_size=1024)
     except UploadTooLarge as exc:
         raise HTTPException(413, detail=f"the upload is over the limit of {limit / 1e6:g} MB") from exc
     except UploadStalled as exc:
-        raise HTTPException(408, detail=f"the upload stalled for {READ_TIMEOUT:g} s") from exc
+        raise HTTPException(408, detail=f"the upload stalled for {settings.read_timeout:g} s") from exc
     except MultiPartException as exc:
         raise HTTPException(400, detail=f"malformed upload: {exc.message}") from exc
     try:
@@ -259,7 +261,7 @@ def create_app(pipeline: Pipeline, jobs: JobQueue, settings: ServerSettings, tok
 
         folder = jobs.new_folder()
         try:
-            await _read_upload(request, folder, {"image"}, settings.max_upload_bytes)
+            await _read_upload(request, folder, {"image"}, settings)
             try:
                 image = limit_size(load_image(next(folder.glob("image.*"))))
             except MoDAError as exc:
@@ -279,7 +281,7 @@ def create_app(pipeline: Pipeline, jobs: JobQueue, settings: ServerSettings, tok
     async def submit(request: Request) -> dict[str, Any]:
         folder = jobs.new_folder()
         try:
-            uploads, fields = await _read_upload(request, folder, {"image", "audio"}, settings.max_upload_bytes)
+            uploads, fields = await _read_upload(request, folder, {"image", "audio"}, settings)
             options = _options(fields)
             await asyncio.to_thread(_check_inputs, folder, settings.max_duration)
             job = jobs.submit(folder, options, uploads)
