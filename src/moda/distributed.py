@@ -10,9 +10,11 @@ reports for itself.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import torch
@@ -90,3 +92,31 @@ def close_group() -> None:
     """Leave the process group at the end of a command (torchrun waits for every rank to do so)."""
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def _natural(key: str) -> list[int | str]:
+    """Sort key that orders "row 10" after "row 9"."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
+
+
+@dataclass
+class WorkReport:
+    """What a share of a batch came to: items written, skipped (already done: a rerun resumes) and failed, each
+    with the reason. Ranks' reports merge into one, in a stable order."""
+
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def merged(cls, reports: list[WorkReport]) -> WorkReport:
+        written = sorted((item for r in reports for item in r.written), key=_natural)
+        skipped = sorted((item for r in reports for item in r.skipped), key=_natural)
+        failed = dict(sorted(((k, v) for r in reports for k, v in r.failed.items()), key=lambda item: _natural(item[0])))
+        return cls(written, skipped, failed)
+
+    def summary(self) -> str:
+        return f"{len(self.written)} written, {len(self.skipped)} already there, {len(self.failed)} failed"
+
+    def to_json(self) -> str:
+        return json.dumps({"written": self.written, "skipped": self.skipped, "failed": self.failed}, indent=2)

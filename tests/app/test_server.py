@@ -8,17 +8,16 @@ import sys
 import time
 from pathlib import Path
 
+import httpx2 as httpx
 import numpy as np
 import pytest
 import soundfile
-import httpx2 as httpx
 
 from moda.app.server import Server, ServerSettings
 from moda.errors import MoDAError
 from moda.media.video import Mp4Writer
 from moda.pipeline.backend import Capabilities
 from moda.samples import sample_path
-
 
 
 class Backend:

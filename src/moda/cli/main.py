@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from ..distributed import WorkReport
     from ..renderer.liveportrait import LivePortraitRenderer
 
 from ..errors import MoDAError
@@ -110,12 +111,17 @@ def preprocess(args: argparse.Namespace) -> int:
         report = run_preprocess(args.videos, args.out, renderer, features, labels, progress=not args.quiet, world=world)
     finally:
         close_group()
-    if report is None:  # not rank 0: rank 0 reports for all
-        return 0
-    for video, reason in report.failed.items():
-        print(f"skipped {video.name}: {reason}", file=sys.stderr)
-    print(f"{len(report.written)} written, {len(report.skipped)} already there, {len(report.failed)} failed")
-    return 1 if report.failed and not report.written and not report.skipped else 0
+    print_report(report, "skipped", Path(args.out) / world.report_name("preprocess_report"))
+    return 1 if report and report.failed and not report.written and not report.skipped else 0
+
+
+def print_report(report: WorkReport | None, failed_as: str, path: Path) -> None:
+    """A batch's outcome on rank 0 (other ranks get None and print nothing): failures on stderr, then one line."""
+    if report is None:
+        return
+    for item, reason in report.failed.items():
+        print(f"{failed_as} {item}: {reason}", file=sys.stderr)
+    print(f"{report.summary()}; report in {path}")
 
 
 def synthesize_corpus(args: argparse.Namespace) -> int:
@@ -217,13 +223,8 @@ def generate_many(args: argparse.Namespace, single_flags: list[str]) -> int:
         report = generate_manifest(pipeline, args.manifest, args.out_dir, world, not args.quiet, args.max_duration)
     finally:
         close_group()
-    if report is None:  # not rank 0: rank 0 reports for all
-        return 0
-    for row, reason in report.failed.items():
-        print(f"failed {row}: {reason}", file=sys.stderr)
-    print(f"{len(report.written)} written, {len(report.skipped)} already there, {len(report.failed)} failed; "
-          f"report in {Path(args.out_dir) / world.report_name('manifest_report')}")
-    return 1 if report.failed else 0
+    print_report(report, "failed", Path(args.out_dir) / world.report_name("manifest_report"))
+    return 1 if report and report.failed else 0
 
 
 def download(args: argparse.Namespace) -> int:

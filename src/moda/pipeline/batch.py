@@ -11,13 +11,12 @@ world-size-th row; rank 0 writes `manifest_report.json` for all (each rank its o
 from __future__ import annotations
 
 import csv
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from ..distributed import World
+from ..distributed import WorkReport, World
 from ..errors import MoDAError
 from ..timebase import DEFAULT_MAX_DURATION
 from .generate import GenerateOptions, Pipeline
@@ -34,28 +33,6 @@ class ManifestRow:
     audio: Path | None = None
     options: GenerateOptions = GenerateOptions()
     error: str | None = None  # what is wrong with the row itself
-
-
-@dataclass
-class BatchReport:
-    written: list[str] = field(default_factory=list)  # output file names
-    skipped: list[str] = field(default_factory=list)  # output already there
-    failed: dict[str, str] = field(default_factory=dict)  # "row N (name)": reason
-
-    @classmethod
-    def merged(cls, reports: list[BatchReport]) -> BatchReport:
-        merged = cls()
-        for report in reports:
-            merged.written += report.written
-            merged.skipped += report.skipped
-            merged.failed.update(report.failed)
-        merged.written.sort()
-        merged.skipped.sort()
-        merged.failed = dict(sorted(merged.failed.items(), key=lambda item: int(item[0].split()[1])))
-        return merged
-
-    def to_json(self) -> str:
-        return json.dumps({"written": self.written, "skipped": self.skipped, "failed": self.failed}, indent=2)
 
 
 def _number(text: str, kind: type, column: str) -> float | int | None:
@@ -112,14 +89,14 @@ def read_manifest(path: str | Path, out_dir: str | Path) -> list[ManifestRow]:
 
 
 def generate_manifest(pipeline: Pipeline, manifest: str | Path, out_dir: str | Path, world: World | None = None,
-                      progress: bool = True, max_duration: float | None = DEFAULT_MAX_DURATION) -> BatchReport | None:
+                      progress: bool = True, max_duration: float | None = DEFAULT_MAX_DURATION) -> WorkReport | None:
     """This rank's rows of the manifest; returns the merged report on rank 0 (this rank's own without a process
     group) and writes it to `out_dir`, None on the other ranks."""
     world = world or World.from_env()
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         raise MoDAError(f"output folder {out_dir} does not exist; create it first")
-    report = BatchReport()
+    report = WorkReport()
     for row in tqdm(world.share(read_manifest(manifest, out_dir)), desc="manifest", unit="video",
                     disable=not progress or not world.main):
         label = f"row {row.number} ({row.out.name})"
@@ -139,6 +116,6 @@ def generate_manifest(pipeline: Pipeline, manifest: str | Path, out_dir: str | P
     reports = world.gather(report)
     if reports is None:
         return None
-    merged = BatchReport.merged(reports)
+    merged = WorkReport.merged(reports)
     (out_dir / world.report_name("manifest_report")).write_text(merged.to_json())
     return merged

@@ -11,16 +11,14 @@ of the sorted list, and rank 0 writes the merged report (`preprocess_report.json
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..distributed import World
+from ..distributed import WorkReport, World
 from ..emotion import NULL_EMOTION, emotion_id
 from ..errors import MoDAError
 from ..face.crop import average_driving_box, crop_face
@@ -49,29 +47,6 @@ def read_emotion_labels(path: str | Path | None) -> dict[str, int]:
     return labels
 
 
-@dataclass
-class PreprocessReport:
-    written: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)  # shard already there
-    failed: dict[Path, str] = field(default_factory=dict)
-
-    @classmethod
-    def merged(cls, reports: list[PreprocessReport]) -> PreprocessReport:
-        merged = cls()
-        for report in reports:
-            merged.written += report.written
-            merged.skipped += report.skipped
-            merged.failed.update(report.failed)
-        merged.written.sort()
-        merged.skipped.sort()
-        merged.failed = dict(sorted(merged.failed.items()))
-        return merged
-
-    def to_json(self) -> str:
-        return json.dumps({"written": [p.name for p in self.written], "skipped": [p.name for p in self.skipped],
-                           "failed": {p.name: reason for p, reason in self.failed.items()}}, indent=2)
-
-
 def preprocess_video(video: Path, renderer: LivePortraitRenderer, detector: FaceMeshDetector,
                      audio_features: Callable[[np.ndarray], torch.Tensor], emotion: int, batch_size: int = 16) -> Clip:
     device = next(renderer.parameters()).device
@@ -92,7 +67,7 @@ def preprocess_video(video: Path, renderer: LivePortraitRenderer, detector: Face
 
 def preprocess(videos: str | Path, output: str | Path, renderer: LivePortraitRenderer,
                audio_features: Callable[[np.ndarray], torch.Tensor], labels: dict[str, int] | None = None,
-               progress: bool = True, world: World | None = None) -> PreprocessReport | None:
+               progress: bool = True, world: World | None = None) -> WorkReport | None:
     """This rank's share of the videos; returns the merged report on rank 0 (this rank's without a process
     group), None on other ranks, and writes it as JSON beside the shards."""
     world = world or World(0, 1, torch.device("cpu"), grouped=False)
@@ -104,25 +79,25 @@ def preprocess(videos: str | Path, output: str | Path, renderer: LivePortraitRen
         raise MoDAError(f"no videos ({', '.join(sorted(VIDEO_SUFFIXES))}) in {videos}")
     output.mkdir(parents=True, exist_ok=True)
     labels = labels or {}
-    report = PreprocessReport()
+    report = WorkReport()
     with FaceMeshDetector() as detector:
         for video in tqdm(world.share(files), desc="preprocess", unit="video", disable=not progress or not world.main):
             shard = output / f"{video.stem}{SHARD_SUFFIX}"
             if shard.exists():
-                report.skipped.append(shard)
+                report.skipped.append(shard.name)
                 continue
             try:
                 clip = preprocess_video(video, renderer, detector, audio_features, labels.get(video.name, NULL_EMOTION))
             except MoDAError as exc:
-                report.failed[video] = str(exc)
+                report.failed[video.name] = str(exc)
                 continue
             except Exception as exc:  # noqa: BLE001 - one bad video must not stop a corpus run
-                report.failed[video] = f"internal error: {type(exc).__name__}: {exc}"
+                report.failed[video.name] = f"internal error: {type(exc).__name__}: {exc}"
                 continue
-            report.written.append(save_clip(shard, clip))
+            report.written.append(save_clip(shard, clip).name)
     reports = world.gather(report)
     if reports is None:
         return None
-    merged = PreprocessReport.merged(reports)
+    merged = WorkReport.merged(reports)
     (output / world.report_name("preprocess_report")).write_text(merged.to_json())
     return merged
