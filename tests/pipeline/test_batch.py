@@ -14,6 +14,7 @@ import soundfile
 from moda.errors import MoDAError
 from moda.media.audio import load_audio
 from moda.pipeline.batch import read_manifest
+from moda.pipeline.generate import GenerateOptions
 from moda.samples import sample_path
 
 # torchrun gives each of several workers one thread; single-process references use the same, so that the
@@ -97,6 +98,10 @@ def test_manifest_errors_are_one_line_before_any_model_loads(tmp_path):
     rows = read_manifest(tmp_path / "dup.csv", tmp_path)
     assert rows[0].error is None and rows[1].error == "out o.mp4 is also row 1's"
     assert "must be a file name" in str(rows[2].error)
+    defaults = GenerateOptions(emotion="sad", seed=5, cfg_audio=2.0)  # the command line's, for empty cells
+    (tmp_path / "some.csv").write_text("image,audio,seed\nx.jpg,y.wav,\nx.jpg,z.wav,7\n")
+    first, second = read_manifest(tmp_path / "some.csv", tmp_path, defaults)
+    assert first.options == defaults and second.options == GenerateOptions("sad", 2.0, None, 7)
     run = subprocess.run([sys.executable, "-m", "moda", "generate", "--manifest", str(tmp_path / "bad.csv"),
                           "--out-dir", str(tmp_path)], capture_output=True, text=True)
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "missing image" in run.stderr

@@ -105,3 +105,24 @@ def test_non_finite_motion_is_refused_instead_of_hanging(renderer):
     broken[5] = np.nan
     with pytest.raises(MoDAError, match="not finite"):
         renderer.render(broken)
+
+
+def test_lips_that_nearly_touch_meet(renderer):
+    """Below LIP_CONTACT the shown opening eases to 0, smoothly; above it the driven opening is kept."""
+    from moda.motion.landmark_space import opening_offsets
+    from moda.renderer.landmark_warp import LIP_CONTACT, lip_contact
+
+    openings = np.linspace(0, 1, 201, dtype=np.float32)
+    shown = lip_contact(openings)
+    assert shown[0] == 0 and np.all(np.diff(shown) >= 0) and np.abs(np.diff(shown)).max() < 0.02
+    np.testing.assert_array_equal(shown[openings >= LIP_CONTACT], openings[openings >= LIP_CONTACT])
+    assert lip_contact(np.float32(LIP_CONTACT / 3)) < 0.3 * LIP_CONTACT / 3
+    with FaceMeshDetector() as detector:
+        gaps = {}
+        for amount in (0.0, 0.06, 0.4):
+            motion = rest()
+            motion[:63] = opening_offsets(amount).reshape(-1)
+            gaps[amount] = _mouth_gap(detector, renderer.render(motion))
+    # the sample photo smiles with open lips: closed, its filled-in lips get the line where lips meet, and the face
+    # mesh reads them as closed; nearly closed reads as closed too; a vowel stays open
+    assert gaps[0.0] < 0.03 and gaps[0.06] < 0.03 and gaps[0.4] > 0.05, gaps

@@ -209,18 +209,20 @@ def generate(args: argparse.Namespace) -> int:
 def generate_many(args: argparse.Namespace, single_flags: list[str]) -> int:
     from ..distributed import World, close_group
     from ..pipeline.batch import generate_manifest, read_manifest
-    from ..pipeline.generate import Pipeline
+    from ..pipeline.generate import GenerateOptions, Pipeline
 
     if not (args.manifest and args.out_dir) or single_flags:
         raise MoDAError("--manifest and --out-dir go together, without --image / --audio / --out")
     if args.overwrite:
         raise MoDAError("--overwrite does not apply to --manifest: existing outputs are kept (resume); delete them to redo")
     world = World.from_env(args.rank, args.world_size)
-    read_manifest(args.manifest, args.out_dir)  # a malformed manifest fails before any model loads
+    defaults = GenerateOptions(args.emotion, args.cfg_audio, args.cfg_emotion, args.seed)  # for empty cells
+    read_manifest(args.manifest, args.out_dir, defaults)  # a malformed manifest fails before any model loads
     device = args.device or (str(world.device) if world.device.type == "cuda" else None)
     pipeline = Pipeline.from_weights(args.weights, device) if args.weights else Pipeline.default()
     try:
-        report = generate_manifest(pipeline, args.manifest, args.out_dir, world, not args.quiet, args.max_duration)
+        report = generate_manifest(pipeline, args.manifest, args.out_dir, world, not args.quiet, args.max_duration,
+                                   defaults)
     finally:
         close_group()
     print_report(report, "failed", Path(args.out_dir) / world.report_name("manifest_report"))

@@ -2,7 +2,8 @@
 
 The manifest is a CSV with a header. Columns: `image` and `audio` (required; relative paths are relative to
 the manifest's folder), and optionally `out` (a file name in DIR; default `row-N_IMAGE_AUDIO.mp4`),
-`emotion`, `seed`, `cfg_audio`, `cfg_emotion`; empty cells take the defaults. Rows whose output exists
+`emotion`, `seed`, `cfg_audio`, `cfg_emotion`; empty or missing cells take the defaults given (on the command
+line: `--emotion`, `--seed`, `--cfg-audio`, `--cfg-emotion`). Rows whose output exists
 are skipped (outputs appear atomically, so a killed run resumes where it stopped); a row that fails is reported
 with its reason and the others go on. Under torchrun (or with `--rank/--world-size`) each rank takes every
 world-size-th row; rank 0 writes `manifest_report.json` for all (each rank its own without torchrun).
@@ -44,7 +45,7 @@ def _number(text: str, kind: type, column: str) -> float | int | None:
         raise ValueError(f"{column} {text!r} is not a{'n integer' if kind is int else ' number'}") from exc
 
 
-def _row(number: int, values: dict[str, str], folder: Path, out_dir: Path) -> ManifestRow:
+def _row(number: int, values: dict[str, str], folder: Path, out_dir: Path, defaults: GenerateOptions) -> ManifestRow:
     image, audio, given_out = (values.get(column, "").strip() for column in ("image", "audio", "out"))
     out = out_dir / (given_out or f"row-{number}_{Path(image).stem or 'image'}_{Path(audio).stem or 'audio'}.mp4")
     if not image or not audio:
@@ -52,17 +53,19 @@ def _row(number: int, values: dict[str, str], folder: Path, out_dir: Path) -> Ma
     if given_out and Path(given_out).name != given_out:
         return ManifestRow(number, out, error=f"out {given_out!r} must be a file name in the output folder, not a path")
     try:
-        seed = _number(values.get("seed", ""), int, "seed")
-        options = GenerateOptions(values.get("emotion", "").strip() or None,
-                                  _number(values.get("cfg_audio", ""), float, "cfg_audio"),
-                                  _number(values.get("cfg_emotion", ""), float, "cfg_emotion"),
-                                  0 if seed is None else int(seed))
+        seed, cfg_audio, cfg_emotion = (_number(values.get(column, ""), kind, column)
+                                        for column, kind in (("seed", int), ("cfg_audio", float), ("cfg_emotion", float)))
+        options = GenerateOptions(values.get("emotion", "").strip() or defaults.emotion,
+                                  defaults.cfg_audio if cfg_audio is None else cfg_audio,
+                                  defaults.cfg_emotion if cfg_emotion is None else cfg_emotion,
+                                  defaults.seed if seed is None else int(seed))
     except ValueError as exc:
         return ManifestRow(number, out, error=str(exc))
     return ManifestRow(number, out, folder / image, folder / audio, options)
 
 
-def read_manifest(path: str | Path, out_dir: str | Path) -> list[ManifestRow]:
+def read_manifest(path: str | Path, out_dir: str | Path, defaults: GenerateOptions = GenerateOptions()
+                  ) -> list[ManifestRow]:
     """The rows of a manifest; a malformed row becomes a row with an `error`, a malformed file a MoDAError."""
     path, out_dir = Path(path), Path(out_dir)
     if not path.is_file():
@@ -76,8 +79,8 @@ def read_manifest(path: str | Path, out_dir: str | Path) -> list[ManifestRow]:
             raise MoDAError(f"{path}: the header must name the columns image, audio and optionally "
                             f"{', '.join(OPTIONAL_COLUMNS)}; " + ("missing " + ", ".join(missing) if missing else
                                                                   "unknown " + ", ".join(unknown)))
-        rows = [_row(number, {k.strip(): v or "" for k, v in values.items() if k is not None}, path.parent, out_dir)
-                for number, values in enumerate(reader, start=1)]
+        rows = [_row(number, {k.strip(): v or "" for k, v in values.items() if k is not None}, path.parent, out_dir,
+                     defaults) for number, values in enumerate(reader, start=1)]
     if not rows:
         raise MoDAError(f"{path} has a header but no rows")
     seen: dict[Path, int] = {}
@@ -89,7 +92,8 @@ def read_manifest(path: str | Path, out_dir: str | Path) -> list[ManifestRow]:
 
 
 def generate_manifest(pipeline: Pipeline, manifest: str | Path, out_dir: str | Path, world: World | None = None,
-                      progress: bool = True, max_duration: float | None = DEFAULT_MAX_DURATION) -> WorkReport | None:
+                      progress: bool = True, max_duration: float | None = DEFAULT_MAX_DURATION,
+                      defaults: GenerateOptions = GenerateOptions()) -> WorkReport | None:
     """This rank's rows of the manifest; returns the merged report on rank 0 (this rank's own without a process
     group) and writes it to `out_dir`, None on the other ranks."""
     world = world or World.from_env()
@@ -97,7 +101,7 @@ def generate_manifest(pipeline: Pipeline, manifest: str | Path, out_dir: str | P
     if not out_dir.is_dir():
         raise MoDAError(f"output folder {out_dir} does not exist; create it first")
     report = WorkReport()
-    for row in tqdm(world.share(read_manifest(manifest, out_dir)), desc="manifest", unit="video",
+    for row in tqdm(world.share(read_manifest(manifest, out_dir, defaults)), desc="manifest", unit="video",
                     disable=not progress or not world.main):
         label = f"row {row.number} ({row.out.name})"
         if row.error is not None:

@@ -9,8 +9,9 @@ scales with the face, so it reads the same at 512 and 1024 px.
 
 The mouth is driven in absolute terms: generated motion describes a mouth that is closed at rest, so the
 portrait's own opening (a photo taken mid-word or with an open smile) is taken out first
-(`moda.motion.landmark_space.MOUTH_OPENING`); such a portrait closes on M / B / P and in pauses.
-No network and no weights.
+(`moda.motion.landmark_space.MOUTH_OPENING`); such a portrait closes on M / B / P and in pauses. Lips that
+nearly touch meet (`lip_contact`): an opening under LIP_CONTACT eases to closed, as lips in contact do, instead
+of leaving a sliver of a gap. No network and no weights.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ INNER_LOWER = [308, 324, 318, 402, 317, 14, 87, 178, 88, 95, 78]
 LIP_CONTROLS = [1, 2, 3, 4, 6, 7, 8, 9]  # contour points that steer the warp (not the corners, not the keypoints)
 CLOSED_GAP = 0.02  # motion units: an inner-lip gap below this is a closed mouth (landmark noise)
 PRESS = 1.25  # a portrait's open mouth is closed this much beyond its gap, so the lips meet, not just touch
+LIP_CONTACT = 0.15  # mouth-opening units (`MOUTH_OPENING`) below which the lips are drawn together
+SEAM_DARKNESS = 0.55  # how much the line where closed lips meet darkens them
 CAVITY_EDGE = np.array([95, 35, 40], np.float32)  # inside the lips
 CAVITY_BACK = np.array([28, 8, 12], np.float32)  # the back of the mouth
 TEETH = np.array([232, 226, 214], np.float32)
@@ -89,6 +92,13 @@ class ThinPlateSpline:
         return kernel @ self.coefficients[:n] + np.hstack([np.ones((len(p), 1)), p]) @ self.coefficients[n:]
 
 
+def lip_contact(opening: np.ndarray | float) -> np.ndarray:
+    """The opening lips show for a driven opening: unchanged from LIP_CONTACT up, easing to 0 below it
+    (smoothstep), so nearly closed lips close and the curve stays smooth."""
+    t = np.clip(np.asarray(opening, np.float32) / LIP_CONTACT, 0.0, 1.0)
+    return np.where(t < 1.0, opening * t * t * (3 - 2 * t), opening).astype(np.float32)
+
+
 class LandmarkWarpRenderer:
     """Renders (T, 70) landmark-space motion (de-normalised) on one portrait."""
 
@@ -101,6 +111,7 @@ class LandmarkWarpRenderer:
         # the warp source: with an open mouth closed, what showed between the lips (teeth, tongue) is filled
         # from the lips around it, so the closed lips meet in lip colour and no teeth are ever duplicated
         self.image = image if closed else _without_mouth_interior(image, face)
+        self.seamless = not closed  # the filled-in lips have no line where they meet: it is drawn (`_lip_seam`)
         # a black-and-white photo gets a grey mouth interior
         pixels = image.reshape(-1, 3)[:: max(len(image.reshape(-1, 3)) // 20000, 1)].astype(np.int16)
         self.grayscale = float(np.ptp(pixels, axis=1).mean()) < 4
@@ -148,6 +159,9 @@ class LandmarkWarpRenderer:
             raise MoDAError("the motion to render is not finite (NaN or infinite); check the audio and guidance")
         parts = HeadMotion.from_vector(vector)
         parts.exp = parts.exp - torch.from_numpy(self.rest_offsets)
+        gap = float(parts.exp[0, LOWER_INNER_LIP, 1] - parts.exp[0, UPPER_INNER_LIP, 1])
+        opening = max(gap / INNER_GAP_PER_OPENING + self.frame.mouth_opening, 0.0)  # the mouth's own, absolute
+        parts.exp = parts.exp - torch.from_numpy(lip_closing_offsets(opening - float(lip_contact(opening))))
         driven = self._control_points(parts)
         upper, lower = self._lips(driven)
         lips = np.concatenate([upper[LIP_CONTROLS], lower[LIP_CONTROLS]])
@@ -181,10 +195,35 @@ class LandmarkWarpRenderer:
         half_gap = np.concatenate([np.zeros_like(shape), gap / 2 * shape], axis=1)
         return (moved - half_gap).astype(np.float32), (moved + half_gap).astype(np.float32)
 
+    def _lip_seam(self, frame: np.ndarray, midline: np.ndarray, gap: float) -> np.ndarray:
+        """The shadow where closed lips meet, along the lips' midline, fading as they part (a portrait whose
+        open mouth was filled in has none of its own)."""
+        strength = SEAM_DARKNESS * max(1.0 - gap / (0.25 * self.mouth_half), 0.0)
+        if strength <= 0:
+            return frame
+        thickness = max(self.mouth_half * 0.035, 1.0)
+        x0, y0 = np.floor(midline.min(0) - 3 * thickness).astype(int)
+        x1, y1 = np.ceil(midline.max(0) + 3 * thickness).astype(int)
+        height, width = frame.shape[:2]
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+        if x1 <= x0 or y1 <= y0:
+            return frame
+        mask = np.zeros((y1 - y0, x1 - x0), np.float32)
+        points = np.round((midline - [x0, y0]) * 4).astype(np.int32)
+        cv2.polylines(mask, [points], False, 1.0, thickness=max(int(round(thickness)), 1), lineType=cv2.LINE_AA, shift=2)
+        blur = 2 * max(int(thickness), 1) + 1
+        mask = cv2.GaussianBlur(mask, (blur, blur), 0)[..., None]
+        out = frame.copy()
+        region = out[y0:y1, x0:x1].astype(np.float32)
+        out[y0:y1, x0:x1] = np.clip(region * (1 - strength * mask) + 0.5, 0, 255).astype(np.uint8)
+        return out
+
     def _paint_mouth(self, frame: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
         """Fill the gap between the driven inner lips with the mouth interior."""
         center_x, half = self.mouth_center_x, self.mouth_half
         gap = float(np.max(lower[:, 1] - upper[:, 1]))
+        if self.seamless:
+            frame = self._lip_seam(frame, (upper + lower) / 2, gap)
         if gap < 1.0:
             return frame
         # work in a box around the mouth only
