@@ -24,9 +24,10 @@ from .backend import Capabilities, MotionRequest, WindowCallback
 class TinyBackend:
     """Subjects are `LandmarkWarpRenderer`s (the portrait and its landmark frame); motion is de-normalised."""
 
-    # Trained with emotion labels, but the emotions barely show yet (the neutral motion prompt dominates).
-    capabilities = Capabilities(streams=True, emotions=False)
-    default_guidance = 1.5
+    # trained with emotion labels and, in a share of windows, the rest pose as the prompt (as the first window is
+    # generated), so the label and not the prompt sets the expression
+    capabilities = Capabilities(streams=True, emotions=True)
+    default_guidance = 2.5  # measured: sharper M / B / P contrast on real speech than 1.5, same held-out lip sync
 
     def __init__(self, generator: MotionGenerator, stats: MotionStats, chaining: ChainingConfig = ChainingConfig()):
         self.generator, self.stats, self.chaining = generator, stats, chaining

@@ -1,0 +1,41 @@
+"""The default backend's shipped tiny model: emotions shape the face the way their styles describe."""
+
+import numpy as np
+import pytest
+import torch
+
+from moda.emotion import NULL_EMOTION, emotion_id
+from moda.generator.sampler import Guidance
+from moda.media.audio import load_audio
+from moda.motion.landmark_space import BROWS, EYELIDS, LEFT_MOUTH_CORNER, RIGHT_MOUTH_CORNER
+from moda.pipeline.backend import MotionRequest
+from moda.pipeline.default import TinyBackend
+from moda.samples import sample_path, sample_portrait
+
+
+@pytest.fixture(scope="module")
+def faces():
+    """Mean mouth-corner and brow height (y grows downward) and eye opening of the generated motion, per emotion."""
+    backend = TinyBackend.shipped()
+    assert backend.capabilities.emotions
+    subject = backend.prepare(sample_portrait(), "sample")
+    speech = load_audio(sample_path("speech.wav"))
+    measured = {}
+    for name in ("none", "happy", "sad", "surprised", "angry"):
+        emotion = NULL_EMOTION if name == "none" else emotion_id(name)
+        motion = backend.motion(subject, speech, MotionRequest(emotion, Guidance(1.5), torch.Generator().manual_seed(0)))
+        exp = motion[:, :63].reshape(-1, 21, 3)
+        measured[name] = {"corners": exp[:, [LEFT_MOUTH_CORNER, RIGHT_MOUTH_CORNER], 1].mean(),
+                          "brows": exp[:, list(BROWS), 1].mean(),
+                          "eyes": np.mean([exp[:, lower, 1] - exp[:, upper, 1] for upper, lower in EYELIDS])}
+    return measured
+
+
+def test_happy_lifts_the_mouth_corners_and_sad_lowers_them(faces):
+    assert faces["happy"]["corners"] < faces["none"]["corners"] - 0.02 < faces["sad"]["corners"] - 0.04
+    assert faces["happy"]["brows"] < faces["sad"]["brows"] - 0.02  # sad brows sit lower
+
+
+def test_surprise_raises_the_brows_and_widens_the_eyes_and_anger_lowers_the_brows(faces):
+    assert faces["surprised"]["brows"] < faces["none"]["brows"] - 0.03 < faces["angry"]["brows"] - 0.06
+    assert faces["surprised"]["eyes"] > faces["none"]["eyes"] + 0.02
