@@ -32,7 +32,8 @@ def main() -> None:
             page.click("#generate:not([disabled])")
             page.wait_for_selector("#result:not([hidden])", timeout=300_000)
             page.evaluate("() => new Promise((done) => { const v = document.getElementById('result'); "
-                          "v.currentTime = 2.0; v.onseeked = () => done(); })")
+                          "v.onseeked = () => done(); v.currentTime = 1.3; })")
+            page.wait_for_timeout(1500)  # the seek's loading indicator fades
             page.screenshot(path=str(DOCS / "web_app.png"), full_page=True)
             browser.close()
     finally:
