@@ -15,7 +15,7 @@ PACKAGE = Path(moda.__file__).parent
 
 # Lowest first. Packages of one layer may not import each other, except in the foundation layer.
 LAYERS = [
-    {"errors", "timebase", "devices", "weights", "emotion", "configs", "shards", "hub", "logs"},
+    {"errors", "timebase", "devices", "weights", "emotion", "configs", "shards", "hub", "logs", "distributed"},
     {"media"},
     {"audio", "face", "samples"},
     {"motion"},
