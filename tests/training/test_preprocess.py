@@ -97,7 +97,23 @@ def test_two_ranks_under_torchrun_write_the_same_shards_and_one_merged_report(co
     for shard in ("again", "talk"):
         a, b = (load_clip(tmp_path / out / f"{shard}.clip.safetensors") for out in ("one", "two"))
         assert torch.equal(a.motion, b.motion) and torch.equal(a.audio, b.audio) and torch.equal(a.ref_kp, b.ref_kp)
-    # an interrupted run resumes: the same world size redoes only what is missing
-    (tmp_path / "two" / "talk.clip.safetensors").unlink()
-    again = run(tmp_path / "two", 2)
-    assert again.stdout.count("1 written, 1 already there, 2 failed") == 1, again.stdout
+    # a run killed after its first shard resumes: the rerun (same world size) does only what is missing
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "moda", "preprocess", "--videos", str(videos), "--out",
+                                str(tmp_path / "killed"), "--weights", str(corpus / "weights"), "--audio-features",
+                                "logmel", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=one_thread)
+    deadline = time.time() + 120
+    while not list((tmp_path / "killed").glob("*.clip.safetensors")) and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert not list((tmp_path / "killed").glob(".*partial"))  # shards appear whole or not at all
+    done = len(list((tmp_path / "killed").glob("*.clip.safetensors")))
+    resumed = run(tmp_path / "killed", 1)
+    assert f"{2 - done} written, {done} already there, 2 failed" in resumed.stdout, resumed.stdout
+    for shard in ("again", "talk"):
+        a, b = (load_clip(tmp_path / out / f"{shard}.clip.safetensors") for out in ("one", "killed"))
+        assert torch.equal(a.motion, b.motion) and torch.equal(a.audio, b.audio)
