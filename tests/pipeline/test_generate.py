@@ -12,8 +12,9 @@ from moda.media.audio import load_audio
 from moda.samples import sample_path, sample_portrait
 
 
-def moda(*args):
-    return subprocess.run([sys.executable, "-m", "moda", *args], capture_output=True, text=True)
+def moda(*args, timeout=300):
+    """`moda ...` in a subprocess; a run that hangs (as NaN motion once made cv2.remap do) fails the test."""
+    return subprocess.run([sys.executable, "-m", "moda", *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
