@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -120,3 +121,14 @@ class WorkReport:
 
     def to_json(self) -> str:
         return json.dumps({"written": self.written, "skipped": self.skipped, "failed": self.failed}, indent=2)
+
+
+def gather_report(world: World, report: WorkReport, folder: Path, stem: str) -> WorkReport | None:
+    """The ranks' reports merged on rank 0 and written to `folder` as JSON (`World.report_name(stem)`); None on
+    the other ranks. Without a process group, each rank writes and returns its own."""
+    reports = world.gather(report)
+    if reports is None:
+        return None
+    merged = WorkReport.merged(reports)
+    (folder / world.report_name(stem)).write_text(merged.to_json())
+    return merged

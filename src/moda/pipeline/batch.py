@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..distributed import WorkReport, World
+from ..distributed import WorkReport, World, gather_report
 from ..errors import MoDAError
 from ..timebase import DEFAULT_MAX_DURATION
 from .generate import GenerateOptions, Pipeline
@@ -117,9 +117,4 @@ def generate_manifest(pipeline: Pipeline, manifest: str | Path, out_dir: str | P
                 report.failed[label] = str(exc)
             except Exception as exc:  # noqa: BLE001 - one bad row must not stop the others
                 report.failed[label] = f"internal error: {type(exc).__name__}: {exc}"
-    reports = world.gather(report)
-    if reports is None:
-        return None
-    merged = WorkReport.merged(reports)
-    (out_dir / world.report_name("manifest_report")).write_text(merged.to_json())
-    return merged
+    return gather_report(world, report, out_dir, "manifest_report")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..distributed import WorkReport, World
+from ..distributed import WorkReport, World, gather_report
 from ..emotion import NULL_EMOTION, emotion_id
 from ..errors import MoDAError
 from ..face.crop import average_driving_box, crop_face
@@ -95,9 +95,4 @@ def preprocess(videos: str | Path, output: str | Path, renderer: LivePortraitRen
                 report.failed[video.name] = f"internal error: {type(exc).__name__}: {exc}"
                 continue
             report.written.append(save_clip(shard, clip).name)
-    reports = world.gather(report)
-    if reports is None:
-        return None
-    merged = WorkReport.merged(reports)
-    (output / world.report_name("preprocess_report")).write_text(merged.to_json())
-    return merged
+    return gather_report(world, report, output, "preprocess_report")
