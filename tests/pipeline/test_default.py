@@ -39,3 +39,20 @@ def test_happy_lifts_the_mouth_corners_and_sad_lowers_them(faces):
 def test_surprise_raises_the_brows_and_widens_the_eyes_and_anger_lowers_the_brows(faces):
     assert faces["surprised"]["brows"] < faces["none"]["brows"] - 0.03 < faces["angry"]["brows"] - 0.06
     assert faces["surprised"]["eyes"] > faces["none"]["eyes"] + 0.02
+
+
+def test_motion_pieces_equal_the_motion_of_the_whole_clip_at_once():
+    """Generation renders piece by piece as windows complete; the pieces are exactly what generating from the
+    whole clip's features in one call gives."""
+    from moda.generator.chaining import generate_motion
+    from moda.motion.landmark_space import neutral_prompt
+
+    backend = TinyBackend.shipped()
+    subject = backend.prepare(sample_portrait(), "sample")
+    speech = load_audio(sample_path("speech.wav"))
+    pieces = list(backend.motion_pieces(subject, speech, MotionRequest(3, Guidance(2.5), torch.Generator().manual_seed(4))))
+    assert len(pieces) >= 2 and all(len(piece) for piece in pieces)
+    whole = generate_motion(backend.generator, backend.features(speech), torch.from_numpy(subject.frame.kp.reshape(1, -1)),
+                            neutral_prompt(backend.stats), 3, Guidance(2.5), torch.Generator().manual_seed(4),
+                            backend.chaining)
+    np.testing.assert_array_equal(np.concatenate(pieces), backend.stats.denormalize(whole).numpy())

@@ -166,7 +166,8 @@ class JobQueue:
                 raise Stopped("cancelled")
             if time.monotonic() > deadline:
                 raise Stopped(f"the job took longer than the server's limit of {self.time_limit:g} s")
-            job.stage, job.progress = stage, done / max(total, 1)
+            if job.stage != "render" or stage == "render":  # motion runs a window ahead of rendering
+                job.stage, job.progress = stage, done / max(total, 1)
             if frame is not None and (done % PREVIEW_EVERY == 1 or done == total):
                 job.preview = _jpeg(frame)
 

@@ -2,6 +2,9 @@
 
 Each 25 fps frame gets the 4 mel frames (10 ms hop) that fall inside it, laid out like HuBERT's
 (T, layers, width) features as (T, 4, n_mels), so the same DiT consumes either.
+
+The STFT and the Slaney mel filter bank are written here in numpy: they equal `transformers.audio_utils`'
+`spectrogram` and `mel_filter_bank` (a test compares them), whose import alone takes 1.5 s of every cold start.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers.audio_utils import mel_filter_bank, spectrogram, window_function
 
 from ..errors import MoDAError
 from ..timebase import FPS, SAMPLE_RATE
@@ -32,15 +34,41 @@ class LogMelConfig:
         return SAMPLE_RATE // FPS // self.hop_length
 
 
+def _hertz_to_mel(hertz: np.ndarray | float) -> np.ndarray:
+    """Slaney's mel scale: linear up to 1 kHz, logarithmic above."""
+    hertz = np.asarray(hertz, np.float64)
+    mel = 3.0 * hertz / 200.0
+    log_region = hertz >= 1000.0
+    return np.where(log_region, 15.0 + np.log(np.maximum(hertz, 1e-10) / 1000.0) * 27.0 / np.log(6.4), mel)
+
+
+def _mel_to_hertz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp(np.log(6.4) / 27.0 * (mel - 15.0)), 200.0 * mel / 3.0)
+
+
+def slaney_mel_filters(n_fft: int, n_mels: int, f_min: float, f_max: float) -> np.ndarray:
+    """(n_fft // 2 + 1, n_mels) triangular filters on the Slaney mel scale, each of unit area."""
+    edges = _mel_to_hertz(np.linspace(_hertz_to_mel(f_min), _hertz_to_mel(f_max), n_mels + 2))  # (n_mels + 2,)
+    bins = np.linspace(0, SAMPLE_RATE // 2, n_fft // 2 + 1)
+    slopes = edges[None, :] - bins[:, None]  # (bins, n_mels + 2)
+    widths = np.diff(edges)
+    rising, falling = -slopes[:, :-2] / widths[:-1], slopes[:, 2:] / widths[1:]
+    filters = np.maximum(0.0, np.minimum(rising, falling))
+    return filters * (2.0 / (edges[2:] - edges[:-2]))[None, :]
+
+
 class LogMelExtractor:
     """waveform (16 kHz) -> (T, 4, n_mels) log-mel features, T = floor(samples / 640)."""
 
     def __init__(self, config: LogMelConfig = LogMelConfig()):
         self.config = config
-        self.window = window_function(config.win_length, "hann", frame_length=config.n_fft)
-        self.filters = mel_filter_bank(num_frequency_bins=config.n_fft // 2 + 1, num_mel_filters=config.n_mels,
-                                       min_frequency=config.f_min, max_frequency=config.f_max,
-                                       sampling_rate=SAMPLE_RATE, norm="slaney", mel_scale="slaney")
+        # a periodic Hann window of win_length, centred in n_fft samples
+        hann = np.hanning(config.win_length + 1)[:-1]
+        left = (config.n_fft - config.win_length) // 2
+        self.window = np.zeros(config.n_fft)
+        self.window[left : left + config.win_length] = hann
+        self.filters = slaney_mel_filters(config.n_fft, config.n_mels, config.f_min, config.f_max)
 
     def __call__(self, waveform: np.ndarray) -> torch.Tensor:
         """Features of any length; long audio goes through `StreamingLogMel` in pieces (same values), which
@@ -57,12 +85,18 @@ class LogMelExtractor:
         frames = len(waveform) // (SAMPLE_RATE // FPS)
         if frames == 0:
             raise MoDAError(f"audio is too short ({len(waveform) / SAMPLE_RATE:.3f} s); give at least 0.04 s")
-        mel = spectrogram(waveform.astype(np.float32), self.window, frame_length=self.config.n_fft,
-                          hop_length=self.config.hop_length, power=2.0, mel_filters=self.filters,
-                          log_mel="log10", mel_floor=1e-10)  # (n_mels, n_frames), centred frames
         per_frame = self.config.mels_per_frame
-        mel = mel[:, : frames * per_frame].T.reshape(frames, per_frame, self.config.n_mels)
+        mel = self.log_mel(waveform)[: frames * per_frame].reshape(frames, per_frame, self.config.n_mels)
         return torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
+
+
+    def log_mel(self, waveform: np.ndarray) -> np.ndarray:
+        """(1 + samples // hop, n_mels) log10 mel power of centred STFT frames (reflect padding)."""
+        n_fft, hop = self.config.n_fft, self.config.hop_length
+        padded = np.pad(waveform.astype(np.float64), n_fft // 2, mode="reflect")
+        frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]  # (n_frames, n_fft)
+        power = np.abs(np.fft.rfft(frames * self.window, n=n_fft)) ** 2  # (n_frames, n_fft // 2 + 1)
+        return np.log10(np.maximum(power @ self.filters, 1e-10))
 
 
 class StreamingLogMel:

@@ -67,7 +67,7 @@ def audio_windows(audio: torch.Tensor, unit_len: int) -> torch.Tensor:
     return padded.unfold(0, unit_len, 1).permute(0, 3, 1, 2)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate_motion(
     model: MotionGenerator,
     audio: torch.Tensor,
@@ -154,7 +154,7 @@ class MotionStream:
         self.motion_start = final - 1
         return out.float()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def push(self, audio: torch.Tensor) -> torch.Tensor:
         """Add (n, K, C) audio frames; returns the (m, 70) frames that became final (m may be 0)."""
         self.received += audio.shape[0]
@@ -163,7 +163,7 @@ class MotionStream:
             self._run_window(self.chaining.window)
         return self._emit(self.windows_done * self.chaining.stride - 1)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def finish(self) -> torch.Tensor:
         """Run the remaining (zero-padded) windows and return every frame not yet returned."""
         if self.received == 0:

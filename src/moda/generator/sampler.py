@@ -68,7 +68,7 @@ def guide(prediction: torch.Tensor, branches: int, guidance: Guidance) -> torch.
     assert guidance.emotion is not None  # three branches only for separate guidance
     return uncond + guidance.audio * (audio_only - uncond) + guidance.emotion * (cond - audio_only)
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample_window(
     model: MotionGenerator,
     audio: torch.Tensor,

@@ -100,6 +100,13 @@ def _video_stream(container: av.container.InputContainer, path: str | Path) -> a
     return container.streams.video[0]
 
 
+# Measured on the default mode's 512 px and 1280 px frames at crf 18 (2 cores): "superfast" needs a third of
+# "medium"'s CPU time (4.2 vs 12.2 ms a frame at 512 px, 21 vs 70 at 1280 px) at the same PSNR to the rendered
+# frames (39.3 vs 39.2 dB; 42.3 vs 42.5 dB), for files about 2.5 times larger; "ultrafast" saves another third
+# but drops CABAC and the deblocking filter, for files 5 times larger.
+X264_PRESET = "superfast"
+
+
 class Mp4Writer:
     """H.264 (yuv420p, crf 18) + optional AAC mp4, written to a temporary file beside `path` and moved into place
     when the `with` block ends normally; on an exception the temporary file is deleted, so no partial or corrupt
@@ -110,7 +117,8 @@ class Mp4Writer:
     link itself, never the file it points to); anything else there (a pipe, a device) is refused."""
 
     def __init__(self, path: str | Path, fps: Fraction | int, width: int, height: int,
-                 audio_sample_rate: int | None = None, crf: int = 18, overwrite: bool = False):
+                 audio_sample_rate: int | None = None, crf: int = 18, overwrite: bool = False,
+                 preset: str = X264_PRESET):
         self.path = Path(path)
         self.overwrite = overwrite
         # a short name of its own: the output's name may already be as long as the file system allows
@@ -122,7 +130,7 @@ class Mp4Writer:
         self.video = self.container.add_stream("libx264", rate=self.fps)
         self.video.width, self.video.height = width - width % 2, height - height % 2
         self.video.pix_fmt = "yuv420p"
-        self.video.options = {"crf": str(crf)}
+        self.video.options = {"crf": str(crf), "preset": preset}
         self.audio = (self.container.add_stream("aac", rate=audio_sample_rate, layout="mono")
                       if audio_sample_rate else None)
         self.frames = 0

@@ -52,6 +52,12 @@ class Backend(Protocol, Generic[Subject]):
         """(T, 70) motion, one row per video frame, in whatever units `frames` takes."""
         ...
 
+    def motion_pieces(self, subject: Subject, waveform: np.ndarray, request: MotionRequest,
+                      on_window: WindowCallback | None = None) -> Iterator[np.ndarray]:
+        """The same motion in consecutive (n, 70) pieces, each as soon as it is final (rendering can start
+        before the whole clip is generated); their concatenation equals `motion`."""
+        ...
+
     def frames(self, subject: Subject, motion: np.ndarray) -> Iterator[np.ndarray]:
         """(H, W, 3) uint8 frames of the whole portrait, one per motion row."""
         ...

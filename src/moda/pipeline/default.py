@@ -11,7 +11,7 @@ import torch
 
 from ..audio.speech import SpeechFeatureExtractor, StreamingSpeechFeatures
 from ..face.landmarks import FaceMeshDetector
-from ..generator.chaining import ChainingConfig, MotionStream, generate_motion
+from ..generator.chaining import ChainingConfig, MotionStream
 from ..generator.checkpoint import load_trained_generator
 from ..generator.model import MotionGenerator
 from ..motion.landmark_space import neutral_prompt
@@ -50,10 +50,27 @@ class TinyBackend:
 
     def motion(self, subject: LandmarkWarpRenderer, waveform: np.ndarray, request: MotionRequest,
                on_window: WindowCallback | None = None) -> np.ndarray:
-        normalized = generate_motion(self.generator, self.features(waveform), self._ref_kp(subject),
-                                     neutral_prompt(self.stats), request.emotion, request.guidance, request.rng,
-                                     self.chaining, on_window)
-        return self.stats.denormalize(normalized).numpy()
+        return np.concatenate(list(self.motion_pieces(subject, waveform, request, on_window)))
+
+    def motion_pieces(self, subject: LandmarkWarpRenderer, waveform: np.ndarray, request: MotionRequest,
+                      on_window: WindowCallback | None = None) -> Iterator[np.ndarray]:
+        block = self.features.config.block_frames * SAMPLES_PER_FRAME
+        pieces = (waveform[start : start + block] for start in range(0, len(waveform), block))
+        return self._streamed_motion(subject, pieces, request, on_window)
+
+    def _streamed_motion(self, subject: LandmarkWarpRenderer, chunks: Iterable[np.ndarray], request: MotionRequest,
+                         on_window: WindowCallback | None = None) -> Iterator[np.ndarray]:
+        """De-normalised motion for audio arriving in chunks, a piece per generator window that completes;
+        equal to the motion of the whole audio at once (streaming features and `MotionStream` are exact)."""
+        features = StreamingSpeechFeatures(self.features)
+        motion = MotionStream(self.generator, self._ref_kp(subject), neutral_prompt(self.stats), request.emotion,
+                              request.guidance, request.rng, self.chaining, on_window)
+        for chunk in chunks:
+            if len(frames := features.push(chunk)) and len(final := motion.push(frames)):
+                yield self.stats.denormalize(final).numpy()
+        if len(tail := features.finish()) and len(final := motion.push(tail)):
+            yield self.stats.denormalize(final).numpy()
+        yield self.stats.denormalize(motion.finish()).numpy()
 
     def frames(self, subject: LandmarkWarpRenderer, motion: np.ndarray) -> Iterator[np.ndarray]:
         for vector in motion:
@@ -61,14 +78,5 @@ class TinyBackend:
 
     def stream(self, subject: LandmarkWarpRenderer, chunks: Iterable[np.ndarray],
                request: MotionRequest) -> Iterator[np.ndarray]:
-        features = StreamingSpeechFeatures(self.features)
-        motion = MotionStream(self.generator, self._ref_kp(subject), neutral_prompt(self.stats), request.emotion,
-                              request.guidance, request.rng, self.chaining)
-        for chunk in chunks:
-            frames = features.push(chunk)
-            if len(frames):
-                yield from self.frames(subject, self.stats.denormalize(motion.push(frames)).numpy())
-        tail = features.finish()
-        if len(tail):
-            motion.push(tail)
-        yield from self.frames(subject, self.stats.denormalize(motion.finish()).numpy())
+        for piece in self._streamed_motion(subject, chunks, request):
+            yield from self.frames(subject, piece)

@@ -27,6 +27,7 @@ from ..media.image import limit_size, load_image
 from ..media.video import Mp4Writer, check_output_path
 from ..timebase import DEFAULT_MAX_DURATION, FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from .backend import Backend, MotionRequest
+from .threads import cores_shared_by_two_stages, in_background
 
 MIN_AUDIO_SECONDS = 0.2
 MAX_GUIDANCE = 10.0  # beyond this, guidance only smears the motion
@@ -81,8 +82,9 @@ class Pipeline:
         than `max_duration` seconds is refused before it is decoded (None: no limit).
 
         `on_progress(stage, done, total, frame)` is called after each generator window (stage "motion", frame
-        None) and each rendered frame ("render", the frame); an exception it raises stops the run, and no file is
-        left behind (how a server cancels a job or enforces a time limit)."""
+        None; from the worker thread that generates motion a window ahead of rendering) and each rendered frame
+        ("render", the frame); an exception it raises stops the run, and no file is left behind (how a server
+        cancels a job or enforces a time limit)."""
         report = on_progress or (lambda *_: None)
         _check_paths(image=image, audio=audio, out=out)
         out = check_output_path(out, overwrite)
@@ -96,21 +98,29 @@ class Pipeline:
                             f"{MIN_AUDIO_SECONDS} s of speech")
         request = self._request(options)
         subject = self.backend.prepare(portrait, str(image))
-        with tqdm(total=self.backend.num_windows(len(waveform)), desc="motion", unit="window",
-                  disable=not progress) as bar:
-            def window_done(*_: object) -> None:
-                bar.update()
-                report("motion", bar.n, bar.total, None)
-
-            report("motion", 0, bar.total, None)
-            motion = self.backend.motion(subject, waveform, request, window_done)
         height, width = portrait.shape[:2]
-        with Mp4Writer(out, FPS, width, height, SAMPLE_RATE, overwrite=overwrite) as writer:
-            for index, frame in enumerate(tqdm(self.backend.frames(subject, motion), total=len(motion), desc="render",
-                                               unit="frame", disable=not progress)):
-                writer.write(frame)
-                report("render", index + 1, len(motion), frame)
-            writer.write_audio(waveform[: len(motion) * SAMPLES_PER_FRAME])
+        frames_total = len(waveform) // SAMPLES_PER_FRAME
+        windows_total = self.backend.num_windows(len(waveform))
+        windows_done, frames_done = 0, 0
+        with (tqdm(total=windows_total, desc="motion", unit="window", disable=not progress) as window_bar,
+              tqdm(total=frames_total, desc="render", unit="frame", disable=not progress) as frame_bar,
+              Mp4Writer(out, FPS, width, height, SAMPLE_RATE, overwrite=overwrite) as writer,
+              cores_shared_by_two_stages()):
+            def window_done(*_: object) -> None:
+                nonlocal windows_done
+                windows_done += 1
+                window_bar.update()
+                report("motion", windows_done, windows_total, None)
+
+            report("motion", 0, windows_total, None)
+            # motion is generated a window ahead in a worker thread while this one renders and encodes
+            for piece in in_background(self.backend.motion_pieces(subject, waveform, request, window_done)):
+                for frame in self.backend.frames(subject, piece):
+                    writer.write(frame)
+                    frames_done += 1
+                    frame_bar.update()
+                    report("render", frames_done, frames_total, frame)
+            writer.write_audio(waveform[: frames_done * SAMPLES_PER_FRAME])
         return out
 
     def stream(self, image: str | Path, chunks: Iterable[np.ndarray], options: GenerateOptions = GenerateOptions()

@@ -84,6 +84,11 @@ class ReleasedBackend:
         lip = modulate_lip(normalized, silent_reference_index(normalized.shape[0], speech.silent_frames))
         return lip.motion[: normalized.shape[0] - speech.silent_frames].numpy()
 
+    def motion_pieces(self, subject: ReleasedSubject, waveform: np.ndarray, request: MotionRequest,
+                      on_window: WindowCallback | None = None) -> Iterator[np.ndarray]:
+        """One piece: the lip modulation reads the whole clip."""
+        yield self.motion(subject, waveform, request, on_window)
+
     def frames(self, subject: ReleasedSubject, motion: np.ndarray) -> Iterator[np.ndarray]:
         source = subject.source
         driving = split_motion(torch.from_numpy(motion), self.stats, subject.rescale_ratio)

@@ -49,7 +49,8 @@ CAVITY_BACK = np.array([28, 8, 12], np.float32)  # the back of the mouth
 TEETH = np.array([232, 226, 214], np.float32)
 HEAD_MARGIN = 1.35  # the oval pushed outward so hair and ears move with the head
 BODY_MARGIN = 2.2  # the lower oval pushed this far out is the neck and shoulders, which do not move
-GRID_STEP = 8  # pixels between evaluated warp samples
+GRID_STEP = 8  # pixels between evaluated warp samples, at least
+GRID_PER_MOUTH = 6  # ... and about this many across half the mouth's width (a large face is sampled as coarsely)
 
 
 def _without_mouth_interior(image: np.ndarray, face: Face) -> np.ndarray:
@@ -68,7 +69,11 @@ def _tps_kernel(r2: np.ndarray) -> np.ndarray:
 
 
 class ThinPlateSpline:
-    """2-D -> 2-D thin-plate spline through control points, lightly regularised."""
+    """2-D -> 2-D thin-plate spline through control points, lightly regularised.
+
+    Solved in float64; evaluated in float32 (points on a pixel grid: an error far below a pixel), with the
+    squared distances as |p|^2 + |s|^2 - 2 p.s, one matrix product for all points.
+    """
 
     def __init__(self, source: np.ndarray, target: np.ndarray, regularization: float = 1e-3):
         n = len(source)
@@ -83,13 +88,16 @@ class ThinPlateSpline:
         rhs = np.zeros((n + 3, 2))
         rhs[:n] = target
         self.coefficients = np.linalg.solve(system, rhs)
+        self._centres = s.astype(np.float32)  # (n, 2)
+        self._weights = self.coefficients[:n].astype(np.float32)  # (n, 2)
+        self._affine = self.coefficients[n:].astype(np.float32)  # (3, 2): offset, then the linear part
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
-        p = points.astype(np.float64) / self.scale
-        s = self.source / self.scale
-        kernel = _tps_kernel(((p[:, None] - s[None]) ** 2).sum(-1))
-        n = len(s)
-        return kernel @ self.coefficients[:n] + np.hstack([np.ones((len(p), 1)), p]) @ self.coefficients[n:]
+        p = np.asarray(points, np.float32) / np.float32(self.scale)  # (m, 2)
+        r2 = (p * p).sum(1)[:, None] + (self._centres * self._centres).sum(1)[None] - 2 * (p @ self._centres.T)
+        np.maximum(r2, np.float32(1e-12), out=r2)  # (m, n); rounding can make a coincident point's r2 < 0
+        kernel = r2 * np.log(r2)
+        return kernel @ self._weights + p @ self._affine[1:] + self._affine[0]
 
 
 def lip_contact(opening: np.ndarray | float) -> np.ndarray:
@@ -132,11 +140,6 @@ class LandmarkWarpRenderer:
         self.border = np.concatenate([np.array(border, dtype=np.float32), body])
         self.inner_upper = face.landmarks[INNER_UPPER].astype(np.float32)
         self.inner_lower = face.landmarks[INNER_LOWER[::-1]].astype(np.float32)  # paired with the upper points
-        # samples at the centres of GRID_STEP blocks, where cv2.resize puts them when upsampling
-        ys, xs = np.mgrid[0 : -(-height // GRID_STEP), 0 : -(-width // GRID_STEP)] * GRID_STEP + (GRID_STEP - 1) / 2
-        self.grid = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
-        self.grid_shape = ys.shape
-        self.identity = np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1).astype(np.float32)
         # keypoints move with expression and pose, the head ring with the pose only
         self.points = torch.from_numpy(np.concatenate([self.frame.kp, self.head_points]))[None]
         rest = torch.zeros(1, MOTION_DIM)
@@ -144,6 +147,12 @@ class LandmarkWarpRenderer:
         self.source_points = self._control_points(HeadMotion.from_vector(rest))
         left, right = self.source_points[LEFT_MOUTH_CORNER, 0], self.source_points[RIGHT_MOUTH_CORNER, 0]
         self.mouth_center_x, self.mouth_half = float(left + right) / 2, max(float(abs(right - left)) / 2, 1.0)
+        # samples at the centres of grid_step blocks, where cv2.resize puts them when upsampling
+        self.grid_step = step = max(GRID_STEP, int(self.mouth_half / GRID_PER_MOUTH))
+        ys, xs = np.mgrid[0 : -(-height // step), 0 : -(-width // step)] * step + (step - 1) / 2
+        self.grid = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
+        self.grid_shape = ys.shape
+        self.identity = np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1).astype(np.float32)
 
     def _control_points(self, motion: HeadMotion) -> np.ndarray:
         """Pixel positions of keypoints (expression + pose), head ring (pose only) and border (fixed)."""
@@ -169,7 +178,7 @@ class LandmarkWarpRenderer:
         backward = ThinPlateSpline(np.concatenate([driven, lips]), np.concatenate([self.source_points, source_lips]))
         height, width = self.image.shape[:2]
         displacement = (backward(self.grid) - self.grid).reshape(*self.grid_shape, 2).astype(np.float32)
-        upsampled = cv2.resize(displacement, (self.grid_shape[1] * GRID_STEP, self.grid_shape[0] * GRID_STEP),
+        upsampled = cv2.resize(displacement, (self.grid_shape[1] * self.grid_step, self.grid_shape[0] * self.grid_step),
                                interpolation=cv2.INTER_LINEAR)[:height, :width]
         maps = self.identity + upsampled
         frame = cv2.remap(self.image, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
