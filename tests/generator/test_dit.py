@@ -65,6 +65,21 @@ def test_forward_is_deterministic_and_batch_independent():
     torch.testing.assert_close(both[:1], first, atol=1e-5, rtol=1e-5)
 
 
+def test_the_motion_only_last_block_gives_the_same_output_and_gradients():
+    """The sampler's and the trainer's shortcut: the last block computes only the motion tokens."""
+    model = randomize(TalkingHeadDiT(tiny_config()))
+    inputs = _inputs(model.config)
+    full = model(*inputs)
+    full.square().sum().backward()
+    full_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    short = model(*inputs, motion_only_last_block=True)
+    short.square().sum().backward()
+    torch.testing.assert_close(short, full, atol=1e-5, rtol=1e-5)
+    for expected, parameter in zip(full_grads, model.parameters()):
+        torch.testing.assert_close(parameter.grad, expected, atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.parametrize("argument", [1, 2, 3, 4])
 def test_every_condition_changes_the_prediction(argument):
     """Timestep, audio, emotion and identity all reach the output."""

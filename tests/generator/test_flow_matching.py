@@ -33,7 +33,7 @@ def test_euler_sampling_with_the_true_velocity_recovers_the_data():
     x0 = torch.randn(1, 80, 70)
 
     class Oracle(torch.nn.Module):
-        def forward(self, motion, times, audio, emo, audio_cond):
+        def forward(self, motion, times, audio, emo, audio_cond, motion_only_last_block=False):
             sigma = (times / 1000).reshape(-1, 1, 1)
             latents = motion[..., 70:]
             return (latents - x0) / sigma  # noise - x0 for the straight path through `latents`

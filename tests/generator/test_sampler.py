@@ -21,7 +21,7 @@ class RecordingDiT(torch.nn.Module):
         super().__init__()
         self.batches = []
 
-    def forward(self, motion, times, audio, emo, audio_cond):
+    def forward(self, motion, times, audio, emo, audio_cond, motion_only_last_block=False):
         self.batches.append((audio.clone(), emo.clone()))
         value = audio.mean(dim=(1, 2, 3, 4)) + 10 * emo.float()
         return value.reshape(-1, 1, 1).expand(-1, motion.shape[1], 70)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -420,5 +421,16 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + stop.signum
 
 
+def run() -> None:
+    """The `moda` command: `main`, then a direct exit. Every output file is closed and the streams are flushed
+    by then; the interpreter's own teardown would only unload torch, which takes 0.5 s (measured on 2 cores:
+    `import torch` and a normal exit, 1.69 s; the same with a direct exit, 1.18 s)."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):  # a reader that went away (`moda ... | head`) is no error
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -145,13 +145,25 @@ class SingleStreamBlock(nn.Module):
         self.linear2 = nn.Linear(hidden_size + mlp_hidden, hidden_size)
         self.adaLN_modulation_xs = ada_ln(hidden_size, 3)
 
-    def forward(self, h: torch.Tensor, c: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, c: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor],
+                queries: int | None = None) -> torch.Tensor:
+        """h (B, S, D) -> (B, S, D); with `queries`, only the first `queries` tokens are updated and returned
+        (B, queries, D): every token is still attended to, but nothing else is computed for the rest (the last
+        block, whose other tokens nobody reads)."""
         shift, scale, gate = self.adaLN_modulation_xs(c).chunk(3, dim=-1)
-        fused = self.qkv_xs(modulate(self.norm(h), shift, scale))
-        qkv, mlp_hidden = fused.split([3 * self.hidden_size, fused.shape[-1] - 3 * self.hidden_size], dim=-1)
+        x = modulate(self.norm(h), shift, scale)
+        d3 = 3 * self.hidden_size
+        if queries is None:
+            qkv, mlp_hidden = self.qkv_xs(x).split([d3, self.qkv_xs.out_features - d3], dim=-1)
+        else:
+            weight, bias = self.qkv_xs.weight, self.qkv_xs.bias
+            qkv = F.linear(x, weight[:d3], bias[:d3])
+            mlp_hidden = F.linear(x[:, :queries], weight[d3:], bias[d3:])
+            h = h[:, :queries]
         q, k, v = (split_heads(t, self.num_heads) for t in qkv.chunk(3, dim=-1))
-        q = apply_rope(self.attn1.xs_q_norm(q), *rope)
-        k = apply_rope(self.attn1.xs_k_norm(k), *rope)
+        cos, sin = rope
+        q = apply_rope(self.attn1.xs_q_norm(q[:, :, : h.shape[1]]), cos[: h.shape[1]], sin[: h.shape[1]])
+        k = apply_rope(self.attn1.xs_k_norm(k), cos, sin)
         attended = merge_heads(F.scaled_dot_product_attention(q, k, v))
         out = self.linear2(torch.cat([attended, F.gelu(mlp_hidden, approximate="tanh")], dim=-1))
         return h + gate.unsqueeze(1) * out

@@ -103,7 +103,8 @@ def flow_matching_loss(
     model_input = torch.cat([batch.prev_motion.expand(-1, frames, -1), noisy], dim=-1)
     audio_cond = batch.ref_kp.unsqueeze(1).expand(-1, frames, -1)
     times = sigma * model.scheduler.num_train_timesteps
-    prediction = model.talking_head_dit(model_input, times, audio, emo, audio_cond).float()
+    prediction = model.talking_head_dit(model_input, times, audio, emo, audio_cond,
+                                       motion_only_last_block=True).float()
     velocity = ((prediction - model.scheduler.velocity_target(x0, noise)) ** 2 * weights.per_dim().to(x0)).mean()
     terms = {"velocity": velocity}
     if weights.smoothness > 0:

@@ -92,7 +92,7 @@ def sample_window(
     for index, step in enumerate(model.scheduler.euler_steps()):
         model_input = torch.cat([prev, latents.repeat(branches, 1, 1)], dim=-1)
         times = step.timestep.to(latents.device).expand(model_input.shape[0])
-        raw = model.talking_head_dit(model_input, times, model_audio, model_emo, audio_cond)
+        raw = model.talking_head_dit(model_input, times, model_audio, model_emo, audio_cond, motion_only_last_block=True)
         guided = guide(raw, branches, guidance)
         if on_step is not None:
             on_step(StepRecord(index, step, latents, times, raw, guided))
