@@ -19,6 +19,7 @@ from ..motion.stats import MotionStats
 from ..renderer.landmark_warp import LandmarkWarpRenderer
 from ..timebase import SAMPLES_PER_FRAME
 from .backend import Capabilities, MotionRequest, WindowCallback
+from .threads import cores_shared_by_two_stages, in_background
 
 
 class TinyBackend:
@@ -78,5 +79,7 @@ class TinyBackend:
 
     def stream(self, subject: LandmarkWarpRenderer, chunks: Iterable[np.ndarray],
                request: MotionRequest) -> Iterator[np.ndarray]:
-        for piece in self._streamed_motion(subject, chunks, request):
-            yield from self.frames(subject, piece)
+        """Motion is generated a window ahead in a worker thread (which also reads `chunks`) while frames render."""
+        with cores_shared_by_two_stages():
+            for piece in in_background(self._streamed_motion(subject, chunks, request)):
+                yield from self.frames(subject, piece)
