@@ -80,10 +80,10 @@ def test_two_ranks_under_torchrun_write_the_same_shards_and_one_merged_report(co
     write_driving_video(videos / "again.mp4", frames=20)
     one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}  # torchrun's per-worker default, for bitwise equality
 
-    def run(out, processes):
+    def run(out, processes, folder=videos):
         launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
                     if processes > 1 else [sys.executable])
-        return subprocess.run([*launcher, "-m", "moda", "preprocess", "--videos", str(videos), "--out", str(out),
+        return subprocess.run([*launcher, "-m", "moda", "preprocess", "--videos", str(folder), "--out", str(out),
                                "--weights", str(corpus / "weights"), "--audio-features", "logmel", "--quiet"],
                               capture_output=True, text=True, env=one_thread)
 
@@ -97,11 +97,16 @@ def test_two_ranks_under_torchrun_write_the_same_shards_and_one_merged_report(co
     for shard in ("again", "talk"):
         a, b = (load_clip(tmp_path / out / f"{shard}.clip.safetensors") for out in ("one", "two"))
         assert torch.equal(a.motion, b.motion) and torch.equal(a.audio, b.audio) and torch.equal(a.ref_kp, b.ref_kp)
-    # a run killed after its first shard resumes: the rerun (same world size) does only what is missing
+    # a run killed after its first shard resumes: the rerun (same world size) does only what is missing; more
+    # videos than the two, so that the run is still going when the first shard appears
     import signal
     import time
 
-    process = subprocess.Popen([sys.executable, "-m", "moda", "preprocess", "--videos", str(videos), "--out",
+    many = tmp_path / "many"
+    shutil.copytree(videos, many)
+    for copy in range(6):
+        shutil.copy(videos / "again.mp4", many / f"again{copy}.mp4")
+    process = subprocess.Popen([sys.executable, "-m", "moda", "preprocess", "--videos", str(many), "--out",
                                 str(tmp_path / "killed"), "--weights", str(corpus / "weights"), "--audio-features",
                                 "logmel", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=one_thread)
     deadline = time.time() + 120
@@ -112,8 +117,9 @@ def test_two_ranks_under_torchrun_write_the_same_shards_and_one_merged_report(co
     assert process.returncode == 143
     assert not list((tmp_path / "killed").glob(".*partial"))  # shards appear whole or not at all
     done = len(list((tmp_path / "killed").glob("*.clip.safetensors")))
-    resumed = run(tmp_path / "killed", 1)
-    assert f"{2 - done} written, {done} already there, 2 failed" in resumed.stdout, resumed.stdout
+    assert done < 8
+    resumed = run(tmp_path / "killed", 1, many)
+    assert f"{8 - done} written, {done} already there, 2 failed" in resumed.stdout, resumed.stdout
     for shard in ("again", "talk"):
         a, b = (load_clip(tmp_path / out / f"{shard}.clip.safetensors") for out in ("one", "killed"))
         assert torch.equal(a.motion, b.motion) and torch.equal(a.audio, b.audio)
