@@ -42,7 +42,8 @@ INNER_LOWER = [308, 324, 318, 402, 317, 14, 87, 178, 88, 95, 78]
 LIP_CONTROLS = [1, 2, 3, 4, 6, 7, 8, 9]  # contour points that steer the warp (not the corners, not the keypoints)
 CLOSED_GAP = 0.02  # motion units: an inner-lip gap below this is a closed mouth (landmark noise)
 PRESS = 1.25  # a portrait's open mouth is closed this much beyond its gap, so the lips meet, not just touch
-LIP_CONTACT = 0.15  # mouth-opening units (`MOUTH_OPENING`) below which the lips are drawn together
+LIP_CONTACT = 0.25  # mouth-opening units (`MOUTH_OPENING`) below which the lips are drawn together (measured on
+# real speech, 42 pairs: 0.15 closed 60 % of M / B / P frames, 0.25 67 % at the same d; 0.35 lowers d)
 SEAM_DARKNESS = 0.55  # how much the line where closed lips meet darkens them
 CAVITY_EDGE = np.array([95, 35, 40], np.float32)  # inside the lips
 CAVITY_BACK = np.array([28, 8, 12], np.float32)  # the back of the mouth
