@@ -22,7 +22,7 @@ WindowCallback = Callable[[int, dict[str, torch.Tensor]], None]
 
 @dataclass(frozen=True)
 class Capabilities:
-    streams: bool  # frames can be produced while audio still arrives (`Backend.stream`)
+    streams: bool  # frames can be produced while audio still arrives (`Backend.stream`); motion comes in pieces
     emotions: bool  # the generator was trained with emotion labels
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,8 @@ class Pipeline:
         with (tqdm(total=windows_total, desc="motion", unit="window", disable=not progress) as window_bar,
               tqdm(total=frames_total, desc="render", unit="frame", disable=not progress) as frame_bar,
               Mp4Writer(out, FPS, width, height, SAMPLE_RATE, overwrite=overwrite) as writer,
-              cores_shared_by_two_stages()):
+              # the stages overlap only where motion comes in pieces (a released backend's comes whole)
+              cores_shared_by_two_stages() if self.backend.capabilities.streams else nullcontext()):
             def window_done(*_: object) -> None:
                 nonlocal windows_done
                 windows_done += 1
