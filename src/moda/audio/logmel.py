@@ -89,7 +89,6 @@ class LogMelExtractor:
         mel = self.log_mel(waveform)[: frames * per_frame].reshape(frames, per_frame, self.config.n_mels)
         return torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
 
-
     def log_mel(self, waveform: np.ndarray) -> np.ndarray:
         """(1 + samples // hop, n_mels) log10 mel power of centred STFT frames (reflect padding)."""
         n_fft, hop = self.config.n_fft, self.config.hop_length

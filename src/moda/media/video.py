@@ -117,8 +117,7 @@ class Mp4Writer:
     link itself, never the file it points to); anything else there (a pipe, a device) is refused."""
 
     def __init__(self, path: str | Path, fps: Fraction | int, width: int, height: int,
-                 audio_sample_rate: int | None = None, crf: int = 18, overwrite: bool = False,
-                 preset: str = X264_PRESET):
+                 audio_sample_rate: int | None = None, crf: int = 18, overwrite: bool = False):
         self.path = Path(path)
         self.overwrite = overwrite
         # a short name of its own: the output's name may already be as long as the file system allows
@@ -130,7 +129,7 @@ class Mp4Writer:
         self.video = self.container.add_stream("libx264", rate=self.fps)
         self.video.width, self.video.height = width - width % 2, height - height % 2
         self.video.pix_fmt = "yuv420p"
-        self.video.options = {"crf": str(crf), "preset": preset}
+        self.video.options = {"crf": str(crf), "preset": X264_PRESET}
         self.audio = (self.container.add_stream("aac", rate=audio_sample_rate, layout="mono")
                       if audio_sample_rate else None)
         self.frames = 0

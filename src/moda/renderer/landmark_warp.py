@@ -78,20 +78,19 @@ class ThinPlateSpline:
 
     def __init__(self, source: np.ndarray, target: np.ndarray, regularization: float = 1e-3):
         n = len(source)
-        self.source = source.astype(np.float64)
-        scale = np.ptp(self.source, axis=0).max() or 1.0
-        self.scale = scale
-        s = self.source / scale
+        source = source.astype(np.float64)
+        self.scale = np.ptp(source, axis=0).max() or 1.0
+        s = source / self.scale
         kernel = _tps_kernel(((s[:, None] - s[None]) ** 2).sum(-1)) + regularization * np.eye(n)
         affine = np.hstack([np.ones((n, 1)), s])
         system = np.zeros((n + 3, n + 3))
         system[:n, :n], system[:n, n:], system[n:, :n] = kernel, affine, affine.T
         rhs = np.zeros((n + 3, 2))
         rhs[:n] = target
-        self.coefficients = np.linalg.solve(system, rhs)
+        coefficients = np.linalg.solve(system, rhs)
         self._centres = s.astype(np.float32)  # (n, 2)
-        self._weights = self.coefficients[:n].astype(np.float32)  # (n, 2)
-        self._affine = self.coefficients[n:].astype(np.float32)  # (3, 2): offset, then the linear part
+        self._weights = coefficients[:n].astype(np.float32)  # (n, 2)
+        self._affine = coefficients[n:].astype(np.float32)  # (3, 2): offset, then the linear part
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         p = np.asarray(points, np.float32) / np.float32(self.scale)  # (m, 2)
