@@ -32,7 +32,6 @@ from moda.media.audio import load_audio
 from moda.media.image import load_image
 from moda.media.video import Mp4Writer
 from moda.motion.landmark_space import neutral_prompt
-from moda.pipeline.backend import MotionRequest
 from moda.pipeline.generate import GenerateOptions, Pipeline
 from moda.samples import sample_path
 from moda.timebase import FPS, SAMPLE_RATE
@@ -74,13 +73,11 @@ def stage_times(audio: Path, folder: Path) -> dict[str, float]:
     lap("face detection + renderer set-up")
     features = backend.features(waveform)
     lap("speech features (phones, loudness, voicing, bands)")
-    generate_motion(backend.generator, features, torch.from_numpy(subject.frame.kp.reshape(1, -1)),
-                    neutral_prompt(backend.stats), 8, Guidance(backend.default_guidance), torch.Generator().manual_seed(0),
-                    backend.chaining)
+    normalized = generate_motion(backend.generator, features, torch.from_numpy(subject.frame.kp.reshape(1, -1)),
+                                 neutral_prompt(backend.stats), 8, Guidance(backend.default_guidance),
+                                 torch.Generator().manual_seed(0), backend.chaining)
+    motion = backend.stats.denormalize(normalized).numpy()
     lap("motion generation (DiT, 10 steps, CFG)")
-    motion = backend.motion(subject, waveform, MotionRequest(8, Guidance(backend.default_guidance),
-                                                             torch.Generator().manual_seed(0)))
-    start = time.perf_counter()
     frames = [subject.render(vector) for vector in motion]
     lap("rendering")
     height, width = portrait.shape[:2]
