@@ -22,7 +22,7 @@ import torch
 from moda import Pipeline
 from moda.audio.phones import BILABIALS, OPEN_VOWELS, phone_track, recognize_phones
 from moda.emotion import NULL_EMOTION
-from moda.evaluation.metrics import pearson
+from moda.evaluation.metrics import lag_correlations
 from moda.evaluation.score import cohens_d, loudness_envelope
 from moda.generator.sampler import Guidance
 from moda.media.audio import load_audio
@@ -40,8 +40,8 @@ EARLIER = (0.0, 0.25, 0.5, 0.75, 1.0)  # frames
 
 def lag_curve(opening: np.ndarray, envelope: np.ndarray) -> np.ndarray:
     """Pearson r of the opening with the envelope at each of `LAGS` (positive: the opening trails)."""
-    return np.array([pearson(opening[lag:], envelope[: len(envelope) - lag]) if lag >= 0 else
-                     pearson(opening[:lag], envelope[-lag:]) for lag in LAGS])
+    correlations = lag_correlations(opening, envelope, int(LAGS[-1]))
+    return np.array([correlations[lag] for lag in LAGS])
 
 
 def peak_lag(curve: np.ndarray) -> float:

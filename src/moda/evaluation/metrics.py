@@ -16,17 +16,25 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / denominator) if denominator > 0 else 0.0
 
 
-def best_lag(predicted: np.ndarray, reference: np.ndarray, max_lag: int = 10) -> tuple[int, float]:
-    """(lag in frames, correlation at that lag); positive lag: the prediction trails the reference."""
-    best = (0, -2.0)
+def lag_correlations(predicted: np.ndarray, reference: np.ndarray, max_lag: int = 10) -> dict[int, float]:
+    """Pearson r at each lag from -max_lag to max_lag (positive: the prediction trails the reference); lags that
+    leave fewer than 3 overlapping samples are left out."""
+    out = {}
     for lag in range(-max_lag, max_lag + 1):
         if lag >= 0:
             p, r = predicted[lag:], reference[: len(reference) - lag]
         else:
             p, r = predicted[:lag], reference[-lag:]
         if len(p) > 2:
-            c = pearson(p, r)
-            best = max(best, (lag, c), key=lambda x: x[1])
+            out[lag] = pearson(p, r)
+    return out
+
+
+def best_lag(predicted: np.ndarray, reference: np.ndarray, max_lag: int = 10) -> tuple[int, float]:
+    """(lag in frames, correlation at that lag); positive lag: the prediction trails the reference."""
+    best = (0, -2.0)
+    for item in lag_correlations(predicted, reference, max_lag).items():
+        best = max(best, item, key=lambda x: x[1])
     return best
 
 
