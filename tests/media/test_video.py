@@ -35,6 +35,18 @@ def test_writer_leaves_no_file_when_interrupted(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_a_signal_while_the_writer_opens_leaves_no_file(tmp_path, monkeypatch):
+    import av
+
+    def interrupted(*_args, **_kwargs):  # Ctrl-C between creating the temporary file and entering `with`
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(av, "open", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Mp4Writer(tmp_path / "out.mp4", 25, 64, 64)
+    assert not list(tmp_path.iterdir())
+
+
 def test_output_path_checks(tmp_path):
     (tmp_path / "taken.mp4").write_bytes(b"x")
     with pytest.raises(MoDAError, match="--overwrite"):

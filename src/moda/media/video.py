@@ -122,16 +122,20 @@ class Mp4Writer:
         self.overwrite = overwrite
         # a short name of its own: the output's name may already be as long as the file system allows
         handle, temporary = tempfile.mkstemp(prefix=".moda-", suffix=".partial.mp4", dir=self.path.parent)
-        os.close(handle)
         self.temporary = Path(temporary)
         self.fps = Fraction(fps)
-        self.container = av.open(str(self.temporary), "w", format="mp4")
-        self.video = self.container.add_stream("libx264", rate=self.fps)
-        self.video.width, self.video.height = width - width % 2, height - height % 2
-        self.video.pix_fmt = "yuv420p"
-        self.video.options = {"crf": str(crf), "preset": X264_PRESET}
-        self.audio = (self.container.add_stream("aac", rate=audio_sample_rate, layout="mono")
-                      if audio_sample_rate else None)
+        try:  # until the `with` block is entered, nothing else would delete the temporary file
+            os.close(handle)
+            self.container = av.open(str(self.temporary), "w", format="mp4")
+            self.video = self.container.add_stream("libx264", rate=self.fps)
+            self.video.width, self.video.height = width - width % 2, height - height % 2
+            self.video.pix_fmt = "yuv420p"
+            self.video.options = {"crf": str(crf), "preset": X264_PRESET}
+            self.audio = (self.container.add_stream("aac", rate=audio_sample_rate, layout="mono")
+                          if audio_sample_rate else None)
+        except BaseException:  # a signal (KeyboardInterrupt, Terminated) included
+            self.temporary.unlink(missing_ok=True)
+            raise
         self.frames = 0
 
     def write(self, frame: np.ndarray) -> None:
