@@ -22,7 +22,7 @@ import torch
 from moda import Pipeline
 from moda.audio.phones import BILABIALS, OPEN_VOWELS, phone_track, recognize_phones
 from moda.emotion import NULL_EMOTION
-from moda.evaluation.metrics import lag_correlations
+from moda.evaluation.metrics import lag_correlations, peak_lag
 from moda.evaluation.score import cohens_d, loudness_envelope
 from moda.generator.sampler import Guidance
 from moda.media.audio import load_audio
@@ -44,16 +44,10 @@ def lag_curve(opening: np.ndarray, envelope: np.ndarray) -> np.ndarray:
     return np.array([correlations[lag] for lag in LAGS])
 
 
-def peak_lag(curve: np.ndarray) -> float:
-    best = int(np.clip(curve.argmax(), 1, len(curve) - 2))
-    left, centre, right = curve[best - 1 : best + 2]
-    bend = left - 2 * centre + right
-    return float(LAGS[best] + (0.5 * (left - right) / bend if bend < 0 else 0.0))
-
-
 def show(name: str, curves: list[np.ndarray]) -> None:
     mean = np.mean(curves, axis=0)
-    print(f"{name:<34} " + " ".join(f"{r:6.3f}" for r in mean) + f"   peak {peak_lag(mean):+.2f} frames")
+    peak = peak_lag(dict(zip(LAGS.tolist(), mean)))
+    print(f"{name:<34} " + " ".join(f"{r:6.3f}" for r in mean) + f"   peak {peak:+.2f} frames")
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ import torch
 
 from moda.errors import MoDAError
 from moda.evaluation.feature_metrics import fid, frechet_distance, fvd, load_feature_network, sync_scores
-from moda.evaluation.metrics import best_lag, clip_metrics, jerk, pearson
+from moda.evaluation.metrics import best_lag, clip_metrics, jerk, lag_correlations, peak_lag, pearson
 
 
 def test_pearson_and_lag():
@@ -15,6 +15,15 @@ def test_pearson_and_lag():
     delayed = np.roll(signal, 3)  # the prediction trails by 3 frames
     lag, corr = best_lag(delayed, signal)
     assert lag == 3 and corr > 0.99
+
+
+def test_the_peak_lag_is_found_to_a_fraction_of_a_frame():
+    t = np.arange(400, dtype=np.float64)
+    signal = np.sin(t / 7.0) + 0.5 * np.sin(t / 3.1)
+    for delay in (-1.5, -0.4, 0.0, 0.3, 2.6):
+        delayed = np.interp(t - delay, t, signal)
+        assert peak_lag(lag_correlations(delayed, signal, 4)) == pytest.approx(delay, abs=0.1)
+    assert peak_lag({-1: 0.2, 0: 0.5, 1: 0.9}) == 1.0  # a peak at the end of the range stays there
 
 
 def test_jerk_is_zero_for_constant_acceleration_and_clip_metrics_are_consistent():

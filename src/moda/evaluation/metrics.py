@@ -30,6 +30,18 @@ def lag_correlations(predicted: np.ndarray, reference: np.ndarray, max_lag: int 
     return out
 
 
+def peak_lag(correlations: dict[int, float]) -> float:
+    """The lag at which `lag_correlations` peak, to a fraction of a step: the vertex of the parabola through the
+    best whole lag and its two neighbours (the best whole lag itself at the ends of the range)."""
+    lags = sorted(correlations)
+    best = max(lags, key=correlations.__getitem__)
+    if best in (lags[0], lags[-1]):
+        return float(best)
+    left, centre, right = correlations[best - 1], correlations[best], correlations[best + 1]
+    bend = left - 2 * centre + right
+    return best + (0.5 * (left - right) / bend if bend < 0 else 0.0)
+
+
 def best_lag(predicted: np.ndarray, reference: np.ndarray, max_lag: int = 10) -> tuple[int, float]:
     """(lag in frames, correlation at that lag); positive lag: the prediction trails the reference."""
     best = (0, -2.0)
