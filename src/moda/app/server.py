@@ -378,9 +378,17 @@ class Server:
         return f"http://{host}:{self.settings.port}"
 
     def serve_forever(self) -> None:
-        """Serve until SIGINT or SIGTERM (uvicorn's graceful shutdown), then delete every upload and result."""
+        """Serve until a signal stops the process, then shut down gracefully and delete every upload and result.
+
+        uvicorn runs in a worker thread, where it installs no signal handlers: a signal reaches the main thread
+        as the process's own exception (SIGINT: KeyboardInterrupt; the CLI turns SIGTERM and SIGHUP into one),
+        so the exit status always says which signal stopped it. (Run in the main thread, uvicorn catches the
+        signal and raises it again after its shutdown, under asyncio's own SIGINT handler: on a busy machine a
+        SIGINT mid-job ended the process with status 0.)"""
+        thread = self.start().thread
         try:
-            self.uvicorn.run(sockets=[self.socket])
+            while thread is not None and thread.is_alive():
+                thread.join(timeout=0.5)
         finally:
             self.close()
 
