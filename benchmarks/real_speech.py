@@ -1,6 +1,6 @@
 """The default mode on real speech and real photos: `moda score` on every face x speech pair in ../shared/real.
 
-    python benchmarks/real_speech.py [--real ../shared/real] [--report docs/eval_report.json]
+    python benchmarks/real_speech.py [--real ../shared/real] [--report docs/eval_report.json] [--keep DIR]
 
 Prints one row per pair and the totals (open-vowel and bilabial shares pooled over all frames of a face, the
 other figures averaged), and with --report writes them into the report's "real_speech" section.
@@ -41,6 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--real", default=str(Path(__file__).resolve().parents[2] / "shared" / "real"))
     parser.add_argument("--report", help="a report JSON to add the real_speech section to")
+    parser.add_argument("--keep", help="a folder to keep the videos in (FACE_SPEECH.mp4), to look at them")
     args = parser.parse_args()
     real = Path(args.real)
     faces = sorted((real / "faces").glob("*.jpg"))
@@ -48,11 +49,13 @@ def main() -> None:
     pipeline = Pipeline.default()
     rows, started = [], time.perf_counter()
     print(f"{'face':<8} {'speech':<12} " + " ".join(f"{f:>22}" for f in FIGURES))
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(args.keep or temporary)
+        folder.mkdir(parents=True, exist_ok=True)
         for face in faces:
             for clip in speech:
-                out = pipeline.generate(face, clip, Path(folder) / f"{face.stem}_{clip.stem}.mp4",
-                                        GenerateOptions(seed=0), progress=False)
+                out = pipeline.generate(face, clip, folder / f"{face.stem}_{clip.stem}.mp4", GenerateOptions(seed=0),
+                                        overwrite=True, progress=False)
                 score = score_video(out, clip)
                 row = {"face": face.name, "speech": clip.name, "open_vowel_frames": score.open_vowel_frames,
                        "bilabial_frames": score.bilabial_frames, **{f: getattr(score, f) for f in FIGURES}}

@@ -5,8 +5,12 @@ import numpy as np
 import pytest
 
 from moda.audio.phones import VISEMES
+from moda.evaluation.metrics import lag_correlations, peak_lag
+from moda.evaluation.score import loudness_envelope
 from moda.motion.landmark_space import mouth_opening
 from moda.shards import load_clip, shard_paths
+from moda.timebase import SAMPLES_PER_FRAME
+from moda.training.synthetic.corpus import VOICES, random_sentence
 from moda.training.synthetic.motion import blink_curve, synthesize_motion
 from moda.training.synthetic.speech import Espeak, Phoneme
 from moda.training.synthetic.visemes import exact_visemes, mouth_shapes, viseme_class, viseme_target
@@ -30,6 +34,22 @@ def test_phoneme_timings_cover_the_speech(espeak):
     first_vowel = next(p for p in utterance.phonemes if p.symbol.startswith(("a", "ɑ")))
     rms = lambda a, b: np.sqrt(np.mean(utterance.waveform[int(a * 16000) : int(b * 16000)] ** 2))  # noqa: E731
     assert rms(first_vowel.start, first_vowel.end) > 3 * rms(0, 0.01)
+
+
+def test_mouth_targets_from_the_phoneme_timings_move_with_the_sound(espeak):
+    """espeak-ng's events trail its sound (`EVENT_LAG_SECONDS`): the mouth targets of the corrected timings
+    follow the loudness envelope within a third of a frame (from the raw events, 0.8 frame late)."""
+    rng = np.random.default_rng(5)
+    curves = []
+    for voice in VOICES[:6]:
+        espeak.set_voice(voice)
+        utterance = espeak.synthesize(f"{random_sentence(rng)} {random_sentence(rng)}")
+        frames = len(utterance.waveform) // SAMPLES_PER_FRAME
+        target = mouth_shapes(utterance.phonemes, utterance.duration)[:frames, 0]
+        correlations = lag_correlations(target, loudness_envelope(utterance.waveform, frames), 3)
+        curves.append([correlations[lag] for lag in range(-3, 4)])
+    espeak.set_voice("en-us")
+    assert abs(peak_lag(dict(zip(range(-3, 4), np.mean(curves, axis=0))))) < 0.34
 
 
 def test_visemes_close_for_bilabials_and_open_for_open_vowels():

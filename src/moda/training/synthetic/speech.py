@@ -19,6 +19,13 @@ INITIALIZE_PHONEME_EVENTS = 0x0001
 INITIALIZE_PHONEME_IPA = 0x0002
 EVENT_LIST_TERMINATED, EVENT_WORD, EVENT_PHONEME = 0, 1, 7
 POS_CHARACTER, CHARS_UTF8 = 1, 1
+# espeak-ng reports each phoneme event later than the phoneme is heard: mouth targets built from its event times
+# (`visemes.mouth_shapes`) correlate best with the speech's loudness envelope 0.81 frame (32 ms) late, while the
+# same targets built from PocketSphinx's phones of the same audio peak at 0 lag; a generator trained on the event
+# times moved the mouth after the recognised phones of real speech, and its vowel-vs-bilabial d on real speech
+# peaked with its motion moved 0.5 frame (20 ms) earlier (all measured by benchmarks/mouth_timing.py). Phoneme
+# times are moved earlier by the latter, the amount that mattered for the generator's output.
+EVENT_LAG_SECONDS = 0.02
 
 
 class _EventId(ctypes.Union):
@@ -97,7 +104,8 @@ class Espeak:
         self.lib.espeak_SetParameter(3, pitch, 0)  # espeakPITCH, 0..100
 
     def synthesize(self, text: str, sample_rate: int = 16000) -> Utterance:
-        """Speech for `text`, resampled to `sample_rate`, with each phoneme's start and end in seconds."""
+        """Speech for `text`, resampled to `sample_rate`, with each phoneme's start and end in seconds (as heard:
+        `EVENT_LAG_SECONDS` before espeak-ng's event)."""
         self._chunks, self._events = [], []
         data = text.encode("utf-8") + b"\0"
         status = self.lib.espeak_Synth(data, len(data), 0, POS_CHARACTER, 0, CHARS_UTF8, None, None)
@@ -106,7 +114,7 @@ class Espeak:
         self.lib.espeak_Synchronize()
         waveform = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
         duration = len(waveform) / self.sample_rate
-        starts = [(symbol, sample / self.sample_rate) for _, symbol, sample in self._events]
+        starts = [(symbol, max(0.0, sample / self.sample_rate - EVENT_LAG_SECONDS)) for _, symbol, sample in self._events]
         phonemes = [Phoneme(symbol, start, end)
                     for (symbol, start), (_, end) in zip(starts, starts[1:] + [("", duration)]) if symbol and end > start]
         if sample_rate != self.sample_rate:
