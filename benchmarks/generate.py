@@ -92,14 +92,17 @@ def stage_times(audio: Path, folder: Path) -> dict[str, float]:
     return times
 
 
-# `moda generate` as the `moda` command runs it, then the process's own peak resident memory (VmHWM: that of
-# this process after exec, unlike getrusage, which would count the benchmark it was forked from)
+# `moda generate` as the `moda` command runs it, then the peak resident memory of the process and of the helper
+# processes it started (the phone recogniser), still running then (VmHWM: that of each process after exec,
+# unlike getrusage, which would count the benchmark it was forked from)
 COLD_RUN = """
-import os, sys
+import multiprocessing, os, sys
 from moda.cli.main import main
 code = main(sys.argv[1:])
-peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
-print(int(peak.split()[1]) / 1024, file=sys.stderr, flush=True)
+def peak(pid):
+    return int(next(line for line in open(f"/proc/{pid}/status") if line.startswith("VmHWM")).split()[1])
+total = peak("self") + sum(peak(child.pid) for child in multiprocessing.active_children())
+print(total / 1024, file=sys.stderr, flush=True)
 os._exit(code)
 """
 

@@ -1,6 +1,14 @@
 import pytest
 
-from moda.audio.phones import BILABIALS, OPEN_VOWELS, VISEMES, phone_track, recognize_phones, viseme_track
+from moda.audio.phones import (
+    BILABIALS,
+    OPEN_VOWELS,
+    VISEMES,
+    PhoneRecognizerProcess,
+    phone_track,
+    recognize_phones,
+    viseme_track,
+)
 from moda.media.audio import load_audio
 from tests.helpers import SHARED
 
@@ -24,6 +32,17 @@ def test_recognition_does_not_depend_on_earlier_calls(go_forward):
     first = recognize_phones(go_forward[:24000])
     recognize_phones(go_forward[20000:])
     assert recognize_phones(go_forward[:24000]) == first
+
+
+def test_the_recogniser_process_hears_what_this_one_does(go_forward):
+    recognizer = PhoneRecognizerProcess()
+    try:
+        assert recognizer(go_forward) == recognize_phones(go_forward)
+        assert recognizer(go_forward[:24000]) == recognize_phones(go_forward[:24000])
+        recognizer.close()
+        assert recognizer(go_forward[8000:]) == recognize_phones(go_forward[8000:])  # started again
+    finally:
+        recognizer.close()
 
 
 def test_tracks_label_every_frame(go_forward):

@@ -9,8 +9,12 @@ language-independent cues (energy, voicing, spectrum), see `moda.audio.speech`.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from multiprocessing import get_context
+from multiprocessing.connection import Connection
 
 import numpy as np
 
@@ -95,6 +99,58 @@ def recognize_phones(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> li
     decoder.process_raw(pcm.tobytes(), full_utt=True)
     decoder.end_utt()
     return [Phone(s.word, s.start_frame / PHONE_RATE, (s.end_frame + 1) / PHONE_RATE) for s in decoder.seg()]
+
+
+def _serve_recognition(connection: Connection) -> None:
+    """The recogniser process: waveforms in, phones out, until its parent closes the pipe or goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent handles it
+    _decoder()  # the models load before the first request comes
+    while True:
+        try:
+            waveform = connection.recv()
+        except (EOFError, OSError):
+            return
+        connection.send(recognize_phones(waveform))
+
+
+class PhoneRecognizerProcess:
+    """`recognize_phones` in a process of its own. PocketSphinx holds the GIL while it decodes (measured: a
+    thread spinning beside a 4 s decode ran 4 % of the loops it runs alone), so decoding in one of the
+    pipeline's threads stalls the other; from here it does not. The process starts with `start()` or the first
+    call (spawn: it imports numpy and PocketSphinx only, and loads the models while its parent goes on) and ends
+    with `close()` or with its parent."""
+
+    def __init__(self) -> None:
+        self._connection: Connection | None = None
+        self._lock = threading.Lock()  # one request in flight at a time
+
+    def start(self) -> None:
+        with self._lock:
+            self._started()
+
+    def _started(self) -> Connection:
+        if self._connection is None:
+            self._connection, child = get_context("spawn").Pipe()
+            get_context("spawn").Process(target=_serve_recognition, args=(child,), daemon=True,
+                                         name="moda-phones").start()
+            child.close()
+        return self._connection
+
+    def __call__(self, waveform: np.ndarray) -> list[Phone]:
+        with self._lock:
+            connection = self._started()
+            connection.send(waveform)
+            try:
+                return connection.recv()
+            except EOFError as exc:
+                self._connection = None
+                raise MoDAError("the phone recogniser process stopped; run again") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
 
 def viseme_track(phones: list[Phone], frames: int, rate: int = FPS) -> np.ndarray:

@@ -9,6 +9,7 @@ from importlib import resources
 import numpy as np
 import torch
 
+from ..audio.phones import PhoneRecognizerProcess
 from ..audio.speech import SpeechFeatureExtractor, StreamingSpeechFeatures
 from ..face.landmarks import FaceMeshDetector
 from ..generator.chaining import ChainingConfig, MotionStream
@@ -32,7 +33,9 @@ class TinyBackend:
 
     def __init__(self, generator: MotionGenerator, stats: MotionStats, chaining: ChainingConfig = ChainingConfig()):
         self.generator, self.stats, self.chaining = generator, stats, chaining
-        self.features = SpeechFeatureExtractor()
+        # phones decoded in a process of their own, so that the motion thread does not stall the rendering one
+        self.phones = PhoneRecognizerProcess()
+        self.features = SpeechFeatureExtractor(phones=self.phones)
 
     @classmethod
     def shipped(cls) -> TinyBackend:
@@ -40,6 +43,7 @@ class TinyBackend:
             return cls(*load_trained_generator(folder))
 
     def prepare(self, image: np.ndarray, name: str) -> LandmarkWarpRenderer:
+        self.phones.start()  # it loads its models while the face is found
         with FaceMeshDetector() as detector:
             return LandmarkWarpRenderer(image, detector.largest(image, name))
 
