@@ -34,6 +34,11 @@ def test_recognition_does_not_depend_on_earlier_calls(go_forward):
     assert recognize_phones(go_forward[:24000]) == first
 
 
+class KeyboardInterruptOnPickle:
+    def __reduce__(self):
+        raise KeyboardInterrupt
+
+
 def test_the_recogniser_process_hears_what_this_one_does(go_forward):
     recognizer = PhoneRecognizerProcess()
     try:
@@ -41,6 +46,10 @@ def test_the_recogniser_process_hears_what_this_one_does(go_forward):
         assert recognizer(go_forward[:24000]) == recognize_phones(go_forward[:24000])
         recognizer.close()
         assert recognizer(go_forward[8000:]) == recognize_phones(go_forward[8000:])  # started again
+        recognizer._connection.send(go_forward)  # an interrupted request: its answer is still in the pipe
+        with pytest.raises(KeyboardInterrupt):
+            recognizer(KeyboardInterruptOnPickle())
+        assert recognizer(go_forward[:24000]) == recognize_phones(go_forward[:24000])  # not the stale answer
     finally:
         recognizer.close()
 

@@ -107,10 +107,9 @@ def _serve_recognition(connection: Connection) -> None:
     _decoder()  # the models load before the first request comes
     while True:
         try:
-            waveform = connection.recv()
+            connection.send(recognize_phones(connection.recv()))
         except (EOFError, OSError):
             return
-        connection.send(recognize_phones(waveform))
 
 
 class PhoneRecognizerProcess:
@@ -139,12 +138,16 @@ class PhoneRecognizerProcess:
     def __call__(self, waveform: np.ndarray) -> list[Phone]:
         with self._lock:
             connection = self._started()
-            connection.send(waveform)
             try:
+                connection.send(waveform)
                 return connection.recv()
-            except EOFError as exc:
+            except BaseException as exc:
+                # the next request gets a fresh process, never the answer this one left behind (an interrupt)
                 self._connection = None
-                raise MoDAError("the phone recogniser process stopped; run again") from exc
+                connection.close()
+                if isinstance(exc, (EOFError, OSError)):
+                    raise MoDAError("the phone recogniser process stopped; run again") from exc
+                raise
 
     def close(self) -> None:
         with self._lock:
