@@ -25,12 +25,15 @@ def test_every_shared_fixture_passes(results, name):
 
 
 def test_fixtures_hold_their_documented_tolerances(results):
-    """1e-5 everywhere except DiT outputs (see moda.conformance.moda); exact for schedules and noise."""
+    """1e-5 everywhere except DiT outputs and the source's head-pose degrees (see moda.conformance.moda); exact
+    for schedules and noise."""
     for result in results.values():
         for label, (_, tolerance) in result.errors.items():
-            assert tolerance in (0.0, 1e-5, 5e-5), label
+            assert tolerance in (0.0, 1e-5, 5e-5, 2e-4), label
             if tolerance == 5e-5:
                 assert "pred" in label or result.name.startswith("dit"), label
+            if tolerance == 2e-4:
+                assert label in {"source_refined.pitch", "source_refined.yaw", "source_refined.roll"}, label
     assert results["sampler_small"].errors["prod_emo8_cfg1.2.output"][0] < 1e-5
     assert results["longvideo_small"].errors["T200.output"][0] < 1e-5
     assert results["longvideo_small"].errors["T200.window2.init_noise"][0] == 0.0

@@ -30,6 +30,12 @@ from ..generator.sampler import Guidance, StepRecord, sample_window
 from .core import DEFAULT_TOLERANCE, EXACT, FixtureResult, read_json
 
 DIT_TOLERANCE = 5e-5
+# The source's head pose in degrees, 3 * E[bin] - 97.5 over a 66-bin softmax, is LivePortrait's computation and
+# is held to LivePortrait's head-pose tolerance (its README, section 6), not the post-processing 1e-5: near 90 the
+# float32 intermediate's ulp is 7.6e-6, and torch's softmax kernel rounds differently by CPU instruction set
+# (the fixture's roll is itself 1.5e-5 off the float64 value; we reproduce it exactly with torch's AVX-512 kernels
+# and miss it by 1.5e-5 with its AVX2 ones, e.g. under ATEN_CPU_CAPABILITY=avx2).
+HEAD_POSE_DEGREES = 2e-4
 
 
 def _dit_config_for(directory: Path, description: str) -> tuple[DiTConfig, Path]:
@@ -157,7 +163,8 @@ def check_postprocess(directory: Path, meta: dict, tensors: dict[str, torch.Tens
     result.compare("prev_motion", prev_motion, tensors["prev_motion"])
     result.compare("rescale_ratio", ratio, tensors["rescale_ratio"])
     for angle in ("pitch", "yaw", "roll"):
-        result.compare(f"source_refined.{angle}", getattr(source, angle), tensors[f"source_refined.{angle}"])
+        result.compare(f"source_refined.{angle}", getattr(source, angle), tensors[f"source_refined.{angle}"],
+                       HEAD_POSE_DEGREES)
 
     generated = tensors["motion_generated_normalized"]
     reference = silent_reference_index(generated.shape[0], meta["add_frames"])
