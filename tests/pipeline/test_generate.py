@@ -338,3 +338,35 @@ def test_the_python_api_names_a_wrong_argument_type_and_survives_extreme_levels(
                                 progress=False)
     with av.open(str(out)) as container:
         assert container.streams.audio and container.streams.video[0].frames >= 30
+
+
+@pytest.mark.parametrize("render_thread", [False, True])
+def test_frames_rendered_in_their_own_thread_are_the_same_and_a_cancel_still_leaves_no_file(tmp_path, monkeypatch,
+                                                                                            render_thread):
+    """Large portraits render in a thread of their own (`RENDER_THREAD_MIN_PIXELS`): the video is the same
+    frame for frame, and an exception from the progress callback still stops the run without output."""
+    import moda.pipeline.generate as generate_module
+    from moda import GenerateOptions, Pipeline
+    from moda.media.video import read_frames_at
+
+    pipeline = Pipeline.default()
+    speech = tmp_path / "speech.wav"
+    soundfile.write(speech, load_audio(sample_path("speech.wav"))[: 16000 * 2], 16000)
+    inline = pipeline.generate(sample_path("portrait.jpg"), speech, tmp_path / "inline.mp4", GenerateOptions(seed=3),
+                               progress=False)
+    monkeypatch.setattr(generate_module, "RENDER_THREAD_MIN_PIXELS", 0 if render_thread else 10**9)
+    threaded = pipeline.generate(sample_path("portrait.jpg"), speech, tmp_path / "threaded.mp4",
+                                 GenerateOptions(seed=3), progress=False)
+    first, second = list(read_frames_at(inline, 25)), list(read_frames_at(threaded, 25))
+    assert len(first) == len(second) == 50
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+
+    def stop_at_frame_20(stage, done, total, frame):
+        if stage == "render" and done == 20:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.generate(sample_path("portrait.jpg"), speech, tmp_path / "cancelled.mp4", GenerateOptions(seed=3),
+                          progress=False, on_progress=stop_at_frame_20)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inline.mp4", "speech.wav", "threaded.mp4"]
+    assert not [t for t in threading.enumerate() if t.name == "moda-prefetch"]  # the workers stopped with the run

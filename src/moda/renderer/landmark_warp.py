@@ -180,8 +180,8 @@ class LandmarkWarpRenderer:
         displacement = (backward(self.grid) - self.grid).reshape(*self.grid_shape, 2).astype(np.float32)
         upsampled = cv2.resize(displacement, (self.grid_shape[1] * self.grid_step, self.grid_shape[0] * self.grid_step),
                                interpolation=cv2.INTER_LINEAR)[:height, :width]
-        maps = self.identity + upsampled
-        frame = cv2.remap(self.image, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        maps = self.identity + upsampled  # (H, W, 2): one interleaved map, which remap reads without copying it
+        frame = cv2.remap(self.image, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         return self._paint_mouth(frame, upper, lower)
 
     def _lips(self, driven: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
