@@ -61,3 +61,17 @@ def test_tracks_label_every_frame(go_forward):
     assert len(labels) == frames and visemes.shape == (frames,) and visemes.max() < len(VISEMES)
     assert labels[0] == "SIL" and any(label in OPEN_VOWELS for label in labels)
     assert BILABIALS == {"M", "B", "P"}
+
+
+def test_alignment_follows_the_transcript_and_refuses_silence(go_forward):
+    import numpy as np
+
+    from moda.audio.phones import align_phones
+    from moda.errors import MoDAError
+
+    phones = align_phones(go_forward, "Go forward ten meters.")
+    said = [p.label for p in phones if p.label != "SIL"]
+    assert said == ["G", "OW", "F", "AO", "R", "W", "ER", "D", "T", "EH", "N", "M", "IY", "T", "ER", "Z"]
+    assert all(a.start <= b.start for a, b in zip(phones, phones[1:]))
+    with pytest.raises(MoDAError, match="silent"):
+        align_phones(np.zeros(16000, np.float32), "go forward")

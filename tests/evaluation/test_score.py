@@ -71,3 +71,47 @@ def test_score_command_prints_json_and_plots(tmp_path):
     assert figures["frames"] == 40 and figures["faces_found"] == 40
     assert 0 <= figures["identity_drift"] < 0.2 and figures["jitter"] >= 0
     assert (tmp_path / "plot.png").stat().st_size > 10_000
+
+
+def test_a_transcript_gives_the_phones_that_were_said():
+    """cards005 is "eight of spades four of clubs seven of hearts": the aligned phones put M / B / P only at the
+    /p/ of spades and the /b/ of clubs, where recognition also hears them at a /t/, an /n/ and a /v/."""
+    from moda.audio.phones import BILABIALS, phone_track, recognize_phones
+
+    cards = load_audio(SHARED / "real" / "speech" / "cards005.wav")
+    frames = len(cards) // 640
+    aligned = phone_track(_aligned(cards), frames)
+    recognised = phone_track(recognize_phones(cards), frames)
+    bilabial_runs = lambda labels: [labels[i] for i in range(frames)  # noqa: E731
+                                    if labels[i] in BILABIALS and (i == 0 or labels[i - 1] != labels[i])]
+    assert bilabial_runs(aligned) == ["P", "B"]
+    assert len(bilabial_runs(recognised)) > 2
+    # a mouth closed exactly on the said bilabials and open on the said vowels scores so against the transcript
+    opening = np.array([0.0 if p in BILABIALS or p == "SIL" else 0.25 for p in aligned])
+    by_text = score_tracks(_track(opening), cards, _aligned(cards))
+    assert by_text.phones_from == "transcript" and by_text.bilabial_closed_share == 1.0
+    assert score_tracks(_track(opening), cards).phones_from == "recognition"
+
+
+def _aligned(cards):
+    from moda.audio.phones import align_phones
+
+    return align_phones(cards, "Eight of spades, four of clubs, seven of hearts.")
+
+
+def test_score_command_takes_a_transcript_and_refuses_one_it_cannot_use(tmp_path):
+    from tests.helpers import write_driving_video
+
+    video = write_driving_video(tmp_path / "talk.mp4", frames=40)
+    speech = str(SHARED / "real" / "speech" / "goforward.wav")
+    run = moda("score", str(video), "--audio", speech, "--text", "go forward ten meters", "--json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["phones_from"] == "transcript"
+    (tmp_path / "said.txt").write_text("Go forward 10 meters.\n")
+    for extra, message in ((["--text-file", str(tmp_path / "said.txt")], "does not know: 10"),
+                           (["--text-file", str(tmp_path / "missing.txt")], "cannot read the transcript"),
+                           (["--text", "!!"], "has no words to align"),
+                           (["--text", "the quick brown fox jumps over the lazy dog again and again and again"],
+                            "could not be aligned")):
+        run = moda("score", str(video), "--audio", speech, *extra)
+        assert run.returncode == 2 and len(errors(run)) == 1 and message in errors(run)[0], (extra, run.stderr)

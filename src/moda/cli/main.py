@@ -181,7 +181,13 @@ def train(args: argparse.Namespace) -> int:
 def score(args: argparse.Namespace) -> int:
     from ..evaluation.score import plot_score, score_video
 
-    result = score_video(args.video, args.audio)
+    transcript = args.text
+    if args.text_file is not None:
+        try:
+            transcript = Path(args.text_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MoDAError(f"cannot read the transcript {args.text_file} ({exc}); give a UTF-8 text file") from exc
+    result = score_video(args.video, args.audio, transcript)
     print(result.to_json() if args.json else result.summary())
     if args.plot:
         print(f"wrote {plot_score(result, args.plot)}", file=sys.stderr if args.json else sys.stdout)
@@ -332,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     scoring = commands.add_parser("score", help="lip sync and stability of any talking-head video, from its pixels")
     scoring.add_argument("video", help="a talking-head video (mp4, mov, webm, ...)")
     scoring.add_argument("--audio", help="the speech it should follow (default: the video's own sound)")
+    said = scoring.add_mutually_exclusive_group()
+    said.add_argument("--text", help="what is said (English words): phone timings are aligned to it, not recognised")
+    said.add_argument("--text-file", help="... the same, read from a UTF-8 text file")
     scoring.add_argument("--json", action="store_true", help="print the figures as JSON")
     scoring.add_argument("--plot", help="write a PNG of mouth opening against the speech")
     scoring.set_defaults(run=score)

@@ -9,7 +9,8 @@ figures do not depend on the video's size or framing.
   +-0.2 s (loudness is a floor, not the target: a mouth that only follows loudness also scores well here);
 - vowel vs bilabial contrast: Cohen's d of the opening on open-vowel frames (AA AE AH AO AW AY EH) against
   M / B / P frames, and the share of open-vowel frames that are visibly open (>= 0.08 IOD, about 5 mm) and of
-  bilabial frames that are closed (<= 0.03 IOD, about 2 mm);
+  bilabial frames that are closed (<= 0.03 IOD, about 2 mm); the phone timings are recognised, or with a
+  transcript aligned to it (recognition hears phones that were not said: `moda.audio.phones.align_phones`);
 - identity drift: after a similarity alignment to the first frame, the mean displacement of the face outline,
   nose and eye corners (points that speech does not move);
 - jitter: the mean magnitude of the second temporal difference of those aligned points.
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.phones import BILABIALS, OPEN_VOWELS, phone_track, recognize_phones
+from ..audio.phones import BILABIALS, OPEN_VOWELS, Phone, align_phones, phone_track, recognize_phones
 from ..errors import MoDAError
 from ..face.landmarks import LEFT_EYE, RIGHT_EYE, FaceMeshDetector
 from ..media.audio import load_audio
@@ -62,6 +63,7 @@ class VideoScore:
     bilabial_closed_share: float
     identity_drift: float
     jitter: float
+    phones_from: str  # "recognition" or "transcript"
     opening_mean: float
     opening_std: float
     traces: dict[str, list[float]] = field(default_factory=dict, repr=False)
@@ -73,6 +75,7 @@ class VideoScore:
             f"vowel vs bilabial (d)       {self.vowel_bilabial_d:.2f}",
             f"open vowels visibly open    {100 * self.open_vowel_open_share:.0f} % of {self.open_vowel_frames} frames",
             f"bilabials closed            {100 * self.bilabial_closed_share:.0f} % of {self.bilabial_frames} frames",
+            f"phone timings from          {self.phones_from}",
             f"mouth opening (IOD)         mean {self.opening_mean:.3f}, std {self.opening_std:.3f}",
             f"identity drift (IOD)        {self.identity_drift:.4f}",
             f"landmark jitter (IOD)       {self.jitter:.4f}",
@@ -127,14 +130,15 @@ def cohens_d(a: np.ndarray, b: np.ndarray) -> float:
     return float((a.mean() - b.mean()) / pooled) if pooled > 0 else float("nan")
 
 
-def score_tracks(track: MouthTrack, waveform: np.ndarray) -> VideoScore:
-    """Scores from a mouth track and the speech (16 kHz) that goes with it."""
+def score_tracks(track: MouthTrack, waveform: np.ndarray, phones: list[Phone] | None = None) -> VideoScore:
+    """Scores from a mouth track and the speech (16 kHz) that goes with it; `phones` are its phone timings
+    (default: recognised from the speech)."""
     frames = len(track.opening)
     valid = ~np.isnan(track.opening)
     opening = np.where(valid, track.opening, np.nanmean(track.opening) if valid.any() else 0.0)
     envelope = loudness_envelope(waveform, frames)
     lag, corr = best_lag(opening, envelope, MAX_LAG_FRAMES)
-    labels = phone_track(recognize_phones(waveform), frames)
+    labels = phone_track(recognize_phones(waveform) if phones is None else phones, frames)
     vowels = np.array([label in OPEN_VOWELS for label in labels]) & valid
     bilabials = np.array([label in BILABIALS for label in labels]) & valid
     stable = track.stable[valid]
@@ -146,14 +150,16 @@ def score_tracks(track: MouthTrack, waveform: np.ndarray) -> VideoScore:
         vowel_bilabial_d=cohens_d(opening[vowels], opening[bilabials]),
         open_vowel_frames=int(vowels.sum()), open_vowel_open_share=share(vowels, lambda x: x >= OPEN_THRESHOLD),
         bilabial_frames=int(bilabials.sum()), bilabial_closed_share=share(bilabials, lambda x: x <= CLOSED_THRESHOLD),
-        identity_drift=drift, jitter=jitter, opening_mean=float(opening.mean()), opening_std=float(opening.std()),
+        identity_drift=drift, jitter=jitter, phones_from="recognition" if phones is None else "transcript",
+        opening_mean=float(opening.mean()), opening_std=float(opening.std()),
         traces={"opening": opening.tolist(), "envelope": envelope.tolist(),
                 "open_vowel": vowels.astype(float).tolist(), "bilabial": bilabials.astype(float).tolist()},
     )
 
 
-def score_video(video: str | Path, audio: str | Path | None = None) -> VideoScore:
-    """Score `video` against `audio` (default: the video's own sound track)."""
+def score_video(video: str | Path, audio: str | Path | None = None, transcript: str | None = None) -> VideoScore:
+    """Score `video` against `audio` (default: the video's own sound track); with the `transcript` of what is
+    said, its phones are aligned to the speech instead of recognised."""
     source = audio if audio is not None else video
     try:
         waveform = load_audio(source)
@@ -161,11 +167,12 @@ def score_video(video: str | Path, audio: str | Path | None = None) -> VideoScor
         if audio is None:
             raise MoDAError(f"{video} has no usable sound track ({exc}); pass the speech with --audio") from exc
         raise
+    phones = align_phones(waveform, transcript) if transcript is not None else None  # a bad transcript fails first
     with FaceMeshDetector() as detector:
         track = track_mouth(read_frames_at(video, FPS), detector)
     if track.faces_found == 0:
         raise MoDAError(f"no face found in any frame of {video}; moda score needs a talking face")
-    return score_tracks(track, waveform)
+    return score_tracks(track, waveform, phones)
 
 
 def plot_score(score: VideoScore, path: str | Path) -> Path:
