@@ -3,7 +3,9 @@
     python benchmarks/real_speech.py [--real ../shared/real] [--report docs/eval_report.json] [--keep DIR]
 
 Prints one row per pair and the totals (open-vowel and bilabial shares pooled over all frames of a face, the
-other figures averaged), and with --report writes them into the report's "real_speech" section.
+other figures averaged), and with --report writes them into the report's "real_speech" section. Clips whose
+words are known (../shared/real/README.md) are also scored with their transcript aligned instead of their phones
+recognised ("transcript" rows): recognition hears M / B / P that were not said, which the figures then count.
 """
 
 from __future__ import annotations
@@ -17,8 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from moda import GenerateOptions, Pipeline
-from moda.evaluation.score import score_video
+from moda.audio.phones import align_phones
+from moda.evaluation.score import score_tracks, track_mouth
+from moda.face.landmarks import FaceMeshDetector
+from moda.media.audio import load_audio
+from moda.media.video import read_frames_at
+from moda.timebase import FPS
 
+# what is said in the clips of ../shared/real/speech whose words its README gives
+TRANSCRIPTS = {"goforward.wav": "go forward ten meters", "something.wav": "go somewhere and do something",
+               "cards005.wav": "eight of spades four of clubs seven of hearts"}
 FIGURES = ("envelope_corr", "vowel_bilabial_d", "open_vowel_open_share", "bilabial_closed_share", "identity_drift",
            "jitter")
 
@@ -47,7 +57,9 @@ def main() -> None:
     faces = sorted((real / "faces").glob("*.jpg"))
     speech = sorted((real / "speech").glob("*.wav"))
     pipeline = Pipeline.default()
-    rows, started = [], time.perf_counter()
+    rows: list[dict] = []
+    transcript_rows: list[dict] = []
+    started = time.perf_counter()
     print(f"{'face':<8} {'speech':<12} " + " ".join(f"{f:>22}" for f in FIGURES))
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(args.keep or temporary)
@@ -56,22 +68,38 @@ def main() -> None:
             for clip in speech:
                 out = pipeline.generate(face, clip, folder / f"{face.stem}_{clip.stem}.mp4", GenerateOptions(seed=0),
                                         overwrite=True, progress=False)
-                score = score_video(out, clip)
-                row = {"face": face.name, "speech": clip.name, "open_vowel_frames": score.open_vowel_frames,
-                       "bilabial_frames": score.bilabial_frames, **{f: getattr(score, f) for f in FIGURES}}
-                rows.append(row)
-                print(f"{face.stem:<8} {clip.stem:<12} " + " ".join(f"{row[f]:>22.3f}" for f in FIGURES), flush=True)
+                waveform = load_audio(clip)
+                with FaceMeshDetector() as detector:
+                    track = track_mouth(read_frames_at(out, FPS), detector)
+                for phones in (None, align_phones(waveform, TRANSCRIPTS[clip.name])) if clip.name in TRANSCRIPTS else (None,):
+                    score = score_tracks(track, waveform, phones)
+                    row = {"face": face.name, "speech": clip.name, "phones_from": score.phones_from,
+                           "open_vowel_frames": score.open_vowel_frames, "bilabial_frames": score.bilabial_frames,
+                           **{f: getattr(score, f) for f in FIGURES}}
+                    (rows if phones is None else transcript_rows).append(row)
+                    print(f"{face.stem:<8} {clip.stem:<12} " + " ".join(f"{row[f]:>22.3f}" for f in FIGURES)
+                          + ("  (transcript)" if phones is not None else ""), flush=True)
     per_face = {face.name: summarize([r for r in rows if r["face"] == face.name]) for face in faces}
     print("\nper face (shares pooled over all frames, the rest averaged over the speech clips):")
     for name, figures in per_face.items():
         print(f"{name:<8} " + " ".join(f"{figures[f]:>22.3f}" for f in FIGURES))
     overall = {f: float(np.nanmean([v[f] for v in per_face.values()])) for f in FIGURES}
     print("all      " + " ".join(f"{overall[f]:>22.3f}" for f in FIGURES))
+    print("\nclips with known words, over all faces: recognised phones vs the transcript aligned")
+    for clip in sorted({r["speech"] for r in transcript_rows}):
+        for label, chosen in (("recognised", rows), ("transcript", transcript_rows)):
+            of_clip = [r for r in chosen if r["speech"] == clip]
+            d = [r["vowel_bilabial_d"] for r in of_clip if not np.isnan(r["vowel_bilabial_d"])]
+            closed = [r["bilabial_closed_share"] for r in of_clip if not np.isnan(r["bilabial_closed_share"])]
+            print(f"  {clip:<14} {label:<11} M/B/P frames {of_clip[0]['bilabial_frames']:>3}   d "
+                  + (f"{min(d):.2f}-{max(d):.2f}" if d else "n/a") + "   closed "
+                  + (f"{min(closed):.2f}-{max(closed):.2f}" if closed else "n/a"))
     print(f"\n{len(rows)} videos generated and scored in {time.perf_counter() - started:.0f} s")
     if args.report:
         path = Path(args.report)
         report = json.loads(path.read_text()) if path.is_file() else {}
-        report["real_speech"] = {"overall": overall, "per_face": per_face, "pairs": rows}
+        report["real_speech"] = {"overall": overall, "per_face": per_face, "pairs": rows,
+                                 "pairs_scored_with_transcripts": transcript_rows}
         path.write_text(json.dumps(report, indent=2))
 
 
