@@ -80,7 +80,8 @@ def test_a_transcript_gives_the_phones_that_were_said():
 
     cards = load_audio(SHARED / "real" / "speech" / "cards005.wav")
     frames = len(cards) // 640
-    aligned = phone_track(_aligned(cards), frames)
+    said = _aligned(cards)
+    aligned = phone_track(said, frames)
     recognised = phone_track(recognize_phones(cards), frames)
     bilabial_runs = lambda labels: [labels[i] for i in range(frames)  # noqa: E731
                                     if labels[i] in BILABIALS and (i == 0 or labels[i - 1] != labels[i])]
@@ -88,7 +89,7 @@ def test_a_transcript_gives_the_phones_that_were_said():
     assert len(bilabial_runs(recognised)) > 2
     # a mouth closed exactly on the said bilabials and open on the said vowels scores so against the transcript
     opening = np.array([0.0 if p in BILABIALS or p == "SIL" else 0.25 for p in aligned])
-    by_text = score_tracks(_track(opening), cards, _aligned(cards))
+    by_text = score_tracks(_track(opening), cards, said)
     assert by_text.phones_from == "transcript" and by_text.bilabial_closed_share == 1.0
     assert score_tracks(_track(opening), cards).phones_from == "recognition"
 
