@@ -176,6 +176,8 @@ def test_frames_match_the_reference_renderer(portrait):
     # OpenCV's resampling (5.1's warpAffine), enough to change the anti-aliased tip of a thin row of teeth
     faces = np.load(REFERENCE / "reference_faces.npz")
     renderer = LandmarkWarpRenderer(image, Face(faces[f"{portrait}_landmarks"], faces[f"{portrait}_depth"]))
+    # the large face's map is evaluated at every other sample away from the head (`FAR_PER_MOUTH`)
+    assert renderer.far_field == (portrait == "s1_full")
     indices = [3] if portrait == "s1_full" else range(len(motion))
     for index in indices:
         difference = np.abs(renderer.render(motion[index]).astype(int) - _reference(f"{portrait}_{index}").astype(int))

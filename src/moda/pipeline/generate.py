@@ -32,8 +32,8 @@ from .threads import cores_shared_by_two_stages, in_background
 
 MIN_AUDIO_SECONDS = 0.2
 RENDER_AHEAD = 4  # frames rendered ahead of the encoder
-# frames at least this large render in a thread of their own; measured cold on 2 cores: 20 s of speech at 768 px
-# 7.5 s with it (8.4 s without), at 1280 px 14.5 s (17.2 s); 60 s at 512 px 14.6 s with it, 13.6 s without
+# frames at least this large render in a thread of their own; measured cold on 2 cores, 20 s of speech: at 1280 px
+# 11.0 s with it (14.3 s without), at 512 px 5.7 s without it (6.0 s with)
 RENDER_THREAD_MIN_PIXELS = 640 * 640
 MAX_GUIDANCE = 10.0  # beyond this, guidance only smears the motion
 ProgressCallback = Callable[[str, int, int, "np.ndarray | None"], None]  # stage, done, total, frame

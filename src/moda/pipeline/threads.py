@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+import cv2
 import torch
 from threadpoolctl import threadpool_limits
 
@@ -74,12 +75,16 @@ def in_background(items: Iterator[T], depth: int = 2) -> Iterator[T]:
 @contextmanager
 def cores_shared_by_two_stages() -> Iterator[None]:
     """While two stages run at once, give each half of torch's intra-op threads, and BLAS (numpy's small
-    products in the renderer) one; restored after. Measured on 2 cores, 20 s of speech: 9.6 s so, 11.4 s with
-    the generator on two threads and BLAS on its default two (they contend for the cores and spin)."""
+    products in the renderer) and OpenCV (the warp) one; restored after. Measured on 2 cores, 20 s of speech:
+    9.6 s so, 11.4 s with the generator on two threads and BLAS on its default two (they contend for the cores
+    and spin); at 1280 px, 11.3 s with OpenCV on one thread, 11.9 s on its default two."""
     threads = torch.get_num_threads()
     torch.set_num_threads(max(threads // 2, 1))
+    cv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
     try:
         with threadpool_limits(limits=1, user_api="blas"):
             yield
     finally:
+        cv2.setNumThreads(cv_threads)
         torch.set_num_threads(threads)
