@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from moda.audio.speech import FEATURE_DIM, SpeechFeatureExtractor, StreamingSpeechFeatures
+from moda.audio.speech import FEATURE_DIM, SpeakerRelativeLevel, SpeechFeatureExtractor, StreamingSpeechFeatures
 from moda.media.audio import load_audio
 from tests.helpers import SHARED
 
@@ -44,3 +44,24 @@ def test_silence_is_silence(extractor):
     features = extractor(np.zeros(16000 * 2, np.float32))
     assert torch.all(features[..., 0] == 1)  # the silence class
     assert torch.all(features[..., 12] <= 0)
+
+
+def test_speaker_relative_level_streams_exactly_and_hears_a_far_talker_as_quiet():
+    """chan3 (a telephone line): its speaker from 8 s to 10 s, then only a talker 20-30 dB down until 16 s."""
+    speech = load_audio(SHARED / "real" / "speech" / "chan3.wav")
+    whole = SpeakerRelativeLevel()
+    whole.push(speech)
+    offline = whole.frames(0, len(speech) // 640)
+    stream = SpeakerRelativeLevel()
+    streamed = []
+    for start in range(0, len(speech), 5000):
+        stream.push(speech[start : start + 5000])
+        ready = min((start + 5000) // 640 - 10, len(offline)) - sum(map(len, streamed))  # after 0.4 s of lookahead
+        if ready > 0:
+            streamed.append(stream.frames(sum(map(len, streamed)), ready))
+    streamed.append(stream.frames(sum(map(len, streamed)), len(offline) - sum(map(len, streamed))))
+    np.testing.assert_array_equal(np.concatenate(streamed), offline)
+    assert np.median(offline[8 * 25 : 10 * 25]) > -10 and np.median(offline[13 * 25 : 16 * 25]) < -20
+    quiet = SpeakerRelativeLevel()
+    quiet.push(speech * 0.3)  # the recording level does not move it (but in digital near-silence)
+    assert np.percentile(np.abs(quiet.frames(0, len(offline)) - offline), 95) < 0.5

@@ -43,8 +43,11 @@ def test_surprise_raises_the_brows_and_widens_the_eyes_and_anger_lowers_the_brow
 
 def test_motion_pieces_equal_the_motion_of_the_whole_clip_at_once():
     """Generation renders piece by piece as windows complete; the pieces are exactly what generating from the
-    whole clip's features in one call gives."""
+    whole clip's features in one call, and articulating the whole clip's motion at once, gives."""
+    from moda.audio.phones import VISEMES
+    from moda.audio.speech import SpeakerRelativeLevel
     from moda.generator.chaining import generate_motion
+    from moda.motion.articulation import ArticulationCues, articulate
     from moda.motion.landmark_space import neutral_prompt
 
     backend = TinyBackend.shipped()
@@ -52,7 +55,28 @@ def test_motion_pieces_equal_the_motion_of_the_whole_clip_at_once():
     speech = load_audio(sample_path("speech.wav"))
     pieces = list(backend.motion_pieces(subject, speech, MotionRequest(3, Guidance(2.5), torch.Generator().manual_seed(4))))
     assert len(pieces) >= 2 and all(len(piece) for piece in pieces)
-    whole = generate_motion(backend.generator, backend.features(speech), torch.from_numpy(subject.frame.kp.reshape(1, -1)),
+    features = backend.features(speech)
+    whole = generate_motion(backend.generator, features, torch.from_numpy(subject.frame.kp.reshape(1, -1)),
                             neutral_prompt(backend.stats), 3, Guidance(2.5), torch.Generator().manual_seed(4),
                             backend.chaining)
-    np.testing.assert_array_equal(np.concatenate(pieces), backend.stats.denormalize(whole).numpy())
+    levels = SpeakerRelativeLevel()
+    levels.push(speech)
+    cues = ArticulationCues(features[:, 2, VISEMES.index("bilabial")].numpy(), levels.frames(0, len(features)))
+    np.testing.assert_array_equal(np.concatenate(pieces), articulate(backend.stats.denormalize(whole).numpy(), cues))
+
+
+def test_real_speech_closes_on_heard_bilabials_and_a_far_talker_barely_moves_the_mouth():
+    """chan3 (a telephone line): the speaker until 10 s, then only another talker 20-30 dB down until 16 s."""
+    from moda.audio.phones import VISEMES
+    from moda.motion.landmark_space import INNER_GAP_PER_OPENING, mouth_opening
+    from tests.helpers import SHARED
+
+    backend = TinyBackend.shipped()
+    subject = backend.prepare(sample_portrait(), "sample")
+    speech = load_audio(SHARED / "real" / "speech" / "chan3.wav")[: 16 * 16000]
+    motion = backend.motion(subject, speech, MotionRequest(NULL_EMOTION, Guidance(2.5), torch.Generator().manual_seed(0)))
+    opening = mouth_opening(motion) / INNER_GAP_PER_OPENING
+    heard = backend.features(speech)[:, 2, VISEMES.index("bilabial")].numpy()  # at each frame's centre
+    assert heard.sum() >= 10 and np.all(opening[heard == 1] <= 0.01)
+    speaker, far = opening[: 10 * 25], opening[int(10.5 * 25) :]
+    assert np.percentile(far, 90) < 0.6 * np.percentile(speaker, 90), (np.percentile(far, 90), np.percentile(speaker, 90))

@@ -22,13 +22,15 @@ import torch
 from ..errors import MoDAError
 from ..timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from .logmel import LogMelExtractor
-from .phones import VISEMES, recognize_phones, speech_level_db
+from .phones import SILENCE_FLOOR_DB, VISEMES, recognize_phones, speech_level_db
 
 SUBFRAMES = 4  # 10 ms steps per video frame
 HOP = SAMPLES_PER_FRAME // SUBFRAMES  # 160 samples
 MEL_BANDS = 16
 FEATURE_DIM = len(VISEMES) + 2 + MEL_BANDS  # visemes, loudness, voicing, bands
 PITCH_RANGE = (60.0, 400.0)  # Hz
+SPEAKER_HISTORY_STEPS = 1000  # 10 ms steps (10 s) before a frame whose speech sets the speaker's level
+PEAK_REACH_STEPS = 10  # a frame's loudness is the loudest 10 ms step within 0.1 s of it
 
 
 @dataclass(frozen=True)
@@ -136,3 +138,38 @@ class StreamingSpeechFeatures:
 
     def finish(self) -> torch.Tensor:
         return self._blocks(final=True)
+
+
+class SpeakerRelativeLevel:
+    """Per video frame: how loud the speech around it is relative to the speaker's own level, in dB (0: as loud
+    as the loud parts of the speaker's speech; -25: another talker far down a telephone line, or a breath).
+
+    The loudness of a frame is the loudest 10 ms step within 0.1 s of it; the speaker's level is
+    `speech_level_db`'s (the 95th percentile of 10 ms levels) over the 10 s before the frame and the front-end's
+    lookahead after it. Audio arrives by `push`; `frames(first, count)` answers once the lookahead of the last
+    frame has arrived (or the audio has ended), so offline and streaming give the same values. Only the 10 ms
+    levels still needed are kept."""
+
+    def __init__(self, lookahead_frames: int = SpeechFeatureConfig().lookahead_frames):
+        self.lookahead_steps = lookahead_frames * SUBFRAMES
+        self.levels = np.zeros(0)  # dBFS of 10 ms steps
+        self.offset = 0  # step index of self.levels[0]
+        self.pending = np.zeros(0, np.float32)  # samples of an incomplete step
+
+    def push(self, samples: np.ndarray) -> None:
+        samples = np.concatenate([self.pending, np.asarray(samples, np.float32)])
+        steps = len(samples) // HOP
+        self.levels = np.concatenate([self.levels, _subframe_db(samples, steps)])
+        self.pending = samples[steps * HOP :]
+
+    def frames(self, first: int, count: int) -> np.ndarray:
+        out = np.zeros(count)
+        for index in range(count):
+            centre = (first + index) * SUBFRAMES + SUBFRAMES // 2 - self.offset
+            around = self.levels[max(centre - PEAK_REACH_STEPS, 0) : centre + PEAK_REACH_STEPS]
+            history = self.levels[max(centre - SPEAKER_HISTORY_STEPS, 0) : centre + self.lookahead_steps]
+            speaker = max(float(np.percentile(history, 95)), SILENCE_FLOOR_DB) if len(history) else SILENCE_FLOOR_DB
+            out[index] = (around.max() if len(around) else SILENCE_FLOOR_DB) - speaker
+        keep_from = max((first + count) * SUBFRAMES - SPEAKER_HISTORY_STEPS - self.offset, 0)
+        self.levels, self.offset = self.levels[keep_from:], self.offset + keep_from
+        return out

@@ -9,12 +9,13 @@ from importlib import resources
 import numpy as np
 import torch
 
-from ..audio.phones import PhoneRecognizerProcess
-from ..audio.speech import SpeechFeatureExtractor, StreamingSpeechFeatures
+from ..audio.phones import VISEMES, PhoneRecognizerProcess
+from ..audio.speech import SUBFRAMES, SpeakerRelativeLevel, SpeechFeatureExtractor, StreamingSpeechFeatures
 from ..face.landmarks import FaceMeshDetector
 from ..generator.chaining import ChainingConfig, MotionStream
 from ..generator.checkpoint import load_trained_generator
 from ..generator.model import MotionGenerator
+from ..motion.articulation import ArticulationCues, articulate
 from ..motion.landmark_space import neutral_prompt
 from ..motion.stats import MotionStats
 from ..renderer.landmark_warp import LandmarkWarpRenderer
@@ -65,17 +66,31 @@ class TinyBackend:
 
     def _streamed_motion(self, subject: LandmarkWarpRenderer, chunks: Iterable[np.ndarray], request: MotionRequest,
                          on_window: WindowCallback | None = None) -> Iterator[np.ndarray]:
-        """De-normalised motion for audio arriving in chunks, a piece per generator window that completes;
-        equal to the motion of the whole audio at once (streaming features and `MotionStream` are exact)."""
+        """De-normalised, articulated motion (`moda.motion.articulation`) for audio arriving in chunks, a piece per
+        generator window that completes; equal to the motion of the whole audio at once (streaming features,
+        `MotionStream` and `SpeakerRelativeLevel` are exact)."""
         features = StreamingSpeechFeatures(self.features)
+        levels = SpeakerRelativeLevel(self.features.config.lookahead_frames)
         motion = MotionStream(self.generator, self._ref_kp(subject), neutral_prompt(self.stats), request.emotion,
                               request.guidance, request.rng, self.chaining, on_window)
+        heard = _HeardBilabials()
+
+        def articulated(final: torch.Tensor) -> np.ndarray:
+            first, count = heard.emitted, len(final)
+            cues = ArticulationCues(heard.take(count), levels.frames(first, count))
+            return articulate(self.stats.denormalize(final).numpy(), cues)
+
         for chunk in chunks:
-            if len(frames := features.push(chunk)) and len(final := motion.push(frames)):
-                yield self.stats.denormalize(final).numpy()
-        if len(tail := features.finish()) and len(final := motion.push(tail)):
-            yield self.stats.denormalize(final).numpy()
-        yield self.stats.denormalize(motion.finish()).numpy()
+            levels.push(chunk)
+            if len(frames := features.push(chunk)):
+                heard.add(frames)
+                if len(final := motion.push(frames)):
+                    yield articulated(final)
+        if len(tail := features.finish()):
+            heard.add(tail)
+            if len(final := motion.push(tail)):
+                yield articulated(final)
+        yield articulated(motion.finish())
 
     def frames(self, subject: LandmarkWarpRenderer, motion: np.ndarray) -> Iterator[np.ndarray]:
         for vector in motion:
@@ -87,3 +102,23 @@ class TinyBackend:
         with cores_shared_by_two_stages():
             for piece in in_background(self._streamed_motion(subject, chunks, request)):
                 yield from self.frames(subject, piece)
+
+
+class _HeardBilabials:
+    """Whether the 10 ms step at each frame's centre is recognised as M / B / P (a frame shows the mouth at its
+    centre, as `moda score` labels frames), from the speech features, kept from when a frame's features come
+    until its motion does."""
+
+    BILABIAL = VISEMES.index("bilabial")
+
+    def __init__(self) -> None:
+        self.heard = np.zeros(0)
+        self.emitted = 0  # frames taken so far
+
+    def add(self, features: torch.Tensor) -> None:
+        self.heard = np.concatenate([self.heard, features[:, SUBFRAMES // 2, self.BILABIAL].numpy()])
+
+    def take(self, count: int) -> np.ndarray:
+        taken, self.heard = self.heard[:count], self.heard[count:]
+        self.emitted += count
+        return taken
