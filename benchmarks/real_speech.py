@@ -5,7 +5,8 @@
 Prints one row per pair and the totals (open-vowel and bilabial shares pooled over all frames of a face, the
 other figures averaged), and with --report writes them into the report's "real_speech" section. Clips whose
 words are known (../shared/real/README.md) are also scored with their transcript aligned instead of their phones
-recognised ("transcript" rows): recognition hears M / B / P that were not said, which the figures then count.
+recognised ("scored with the transcript" rows): recognition hears M / B / P that were not said, which the figures
+then count; and those clips are also generated with their transcript (`moda generate --text`) and scored with it.
 """
 
 from __future__ import annotations
@@ -58,48 +59,59 @@ def main() -> None:
     speech = sorted((real / "speech").glob("*.wav"))
     pipeline = Pipeline.default()
     rows: list[dict] = []
-    transcript_rows: list[dict] = []
+    transcript_rows: list[dict] = []  # generated as a new user would (phones recognised), scored with the transcript
+    given_rows: list[dict] = []  # generated with the transcript (`moda generate --text`), scored with it
     started = time.perf_counter()
     print(f"{'face':<8} {'speech':<12} " + " ".join(f"{f:>22}" for f in FIGURES))
-    with tempfile.TemporaryDirectory() as temporary:
+    with tempfile.TemporaryDirectory() as temporary, FaceMeshDetector() as detector:
         folder = Path(args.keep or temporary)
         folder.mkdir(parents=True, exist_ok=True)
         for face in faces:
             for clip in speech:
-                out = pipeline.generate(face, clip, folder / f"{face.stem}_{clip.stem}.mp4", GenerateOptions(seed=0),
-                                        overwrite=True, progress=False)
                 waveform = load_audio(clip)
-                with FaceMeshDetector() as detector:
-                    track = track_mouth(read_frames_at(out, FPS), detector)
-                for phones in (None, align_phones(waveform, TRANSCRIPTS[clip.name])) if clip.name in TRANSCRIPTS else (None,):
-                    score = score_tracks(track, waveform, phones)
+                text = TRANSCRIPTS.get(clip.name)
+                aligned = align_phones(waveform, text) if text else None
+                # (video name suffix, transcript it is generated with, rows, phones it is scored with, label)
+                runs = [("", None, rows, None, "")]
+                if text:
+                    runs += [("", None, transcript_rows, aligned, "  (scored with the transcript)"),
+                             ("_text", text, given_rows, aligned, "  (generated and scored with the transcript)")]
+                tracks = {}
+                for suffix, transcript, chosen, phones, label in runs:
+                    if suffix not in tracks:
+                        out = pipeline.generate(face, clip, folder / f"{face.stem}_{clip.stem}{suffix}.mp4",
+                                                GenerateOptions(seed=0, transcript=transcript), overwrite=True,
+                                                progress=False)
+                        tracks[suffix] = track_mouth(read_frames_at(out, FPS), detector)
+                    score = score_tracks(tracks[suffix], waveform, phones)
                     row = {"face": face.name, "speech": clip.name, "phones_from": score.phones_from,
                            "open_vowel_frames": score.open_vowel_frames, "bilabial_frames": score.bilabial_frames,
                            **{f: getattr(score, f) for f in FIGURES}}
-                    (rows if phones is None else transcript_rows).append(row)
-                    print(f"{face.stem:<8} {clip.stem:<12} " + " ".join(f"{row[f]:>22.3f}" for f in FIGURES)
-                          + ("  (transcript)" if phones is not None else ""), flush=True)
+                    chosen.append(row)
+                    print(f"{face.stem:<8} {clip.stem:<12} " + " ".join(f"{row[f]:>22.3f}" for f in FIGURES) + label,
+                          flush=True)
     per_face = {face.name: summarize([r for r in rows if r["face"] == face.name]) for face in faces}
     print("\nper face (shares pooled over all frames, the rest averaged over the speech clips):")
     for name, figures in per_face.items():
         print(f"{name:<8} " + " ".join(f"{figures[f]:>22.3f}" for f in FIGURES))
     overall = {f: float(np.nanmean([v[f] for v in per_face.values()])) for f in FIGURES}
     print("all      " + " ".join(f"{overall[f]:>22.3f}" for f in FIGURES))
-    print("\nclips with known words, over all faces: recognised phones vs the transcript aligned")
+    print("\nclips with known words, over all faces: generated / scored with recognised phones or the transcript")
     for clip in sorted({r["speech"] for r in transcript_rows}):
-        for label, chosen in (("recognised", rows), ("transcript", transcript_rows)):
+        for label, chosen in (("rec / rec", rows), ("rec / text", transcript_rows), ("text / text", given_rows)):
             of_clip = [r for r in chosen if r["speech"] == clip]
             d = [r["vowel_bilabial_d"] for r in of_clip if not np.isnan(r["vowel_bilabial_d"])]
             closed = [r["bilabial_closed_share"] for r in of_clip if not np.isnan(r["bilabial_closed_share"])]
             print(f"  {clip:<14} {label:<11} M/B/P frames {of_clip[0]['bilabial_frames']:>3}   d "
                   + (f"{min(d):.2f}-{max(d):.2f}" if d else "n/a") + "   closed "
                   + (f"{min(closed):.2f}-{max(closed):.2f}" if closed else "n/a"))
-    print(f"\n{len(rows)} videos generated and scored in {time.perf_counter() - started:.0f} s")
+    print(f"\n{len(rows) + len(given_rows)} videos generated and scored in {time.perf_counter() - started:.0f} s")
     if args.report:
         path = Path(args.report)
         report = json.loads(path.read_text()) if path.is_file() else {}
         report["real_speech"] = {"overall": overall, "per_face": per_face, "pairs": rows,
-                                 "pairs_scored_with_transcripts": transcript_rows}
+                                 "pairs_scored_with_transcripts": transcript_rows,
+                                 "pairs_generated_with_transcripts": given_rows}
         path.write_text(json.dumps(report, indent=2))
 
 

@@ -21,7 +21,7 @@ from moda.samples import sample_path
 
 
 class Backend:
-    capabilities = Capabilities(streams=True, emotions=False)
+    capabilities = Capabilities(streams=True, emotions=False, transcripts=False)
     default_guidance = 1.5
 
 

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from moda.audio.phones import (
@@ -64,8 +65,6 @@ def test_tracks_label_every_frame(go_forward):
 
 
 def test_alignment_follows_the_transcript_and_refuses_silence(go_forward):
-    import numpy as np
-
     from moda.audio.phones import align_phones
     from moda.errors import MoDAError
 
@@ -75,3 +74,14 @@ def test_alignment_follows_the_transcript_and_refuses_silence(go_forward):
     assert all(a.start <= b.start for a, b in zip(phones, phones[1:]))
     with pytest.raises(MoDAError, match="silent"):
         align_phones(np.zeros(16000, np.float32), "go forward")
+
+
+def test_known_phones_are_served_per_window_in_its_own_time():
+    from moda.audio.phones import KnownPhones, Phone
+
+    known = KnownPhones((Phone("SIL", 0.0, 1.0), Phone("M", 1.0, 1.1), Phone("AA", 1.1, 1.4), Phone("SIL", 1.4, 3.0)))
+    window = np.zeros(8000, np.float32)  # 0.5 s
+    served = known(window, 0.95)  # 0.95 s to 1.45 s of the clip
+    assert [p.label for p in served] == ["SIL", "M", "AA", "SIL"]
+    assert served[1].start == pytest.approx(0.05) and served[2].end == pytest.approx(0.45)
+    assert known(window, 5.0) == []  # after the clip

@@ -65,3 +65,18 @@ def test_speaker_relative_level_streams_exactly_and_hears_a_far_talker_as_quiet(
     quiet = SpeakerRelativeLevel()
     quiet.push(speech * 0.3)  # the recording level does not move it (but in digital near-silence)
     assert np.percentile(np.abs(quiet.frames(0, len(offline)) - offline), 95) < 0.5
+
+
+def test_known_phones_stream_exactly_and_land_where_the_clip_has_them(speech, extractor):
+    """A transcript's phones (`KnownPhones`) reach every block at their time in the clip, offline and streaming."""
+    from moda.audio.phones import VISEMES, KnownPhones, Phone
+
+    known = KnownPhones((Phone("SIL", 0.0, 5.0), Phone("M", 5.0, 5.2), Phone("AA", 5.2, 5.6), Phone("SIL", 5.6, 9.0)))
+    with_known = extractor.with_phones(known)
+    features = with_known(speech)  # 5 s is in the second block (3.2-6.4 s)
+    classes = features[:, 2, :12].argmax(-1)  # at each frame's centre
+    assert torch.all(classes[125:130] == VISEMES.index("bilabial")) and torch.all(classes[130:140] == VISEMES.index("open_vowel"))
+    assert torch.all(classes[:125] == 0) and torch.all(classes[140:] == 0)
+    stream = StreamingSpeechFeatures(with_known)
+    pieces = [stream.push(speech[i : i + 2731]) for i in range(0, len(speech), 2731)]
+    assert torch.equal(torch.cat(pieces + [stream.finish()]), features)

@@ -80,3 +80,20 @@ def test_real_speech_closes_on_heard_bilabials_and_a_far_talker_barely_moves_the
     assert heard.sum() >= 10 and np.all(opening[heard == 1] <= 0.01)
     speaker, far = opening[: 10 * 25], opening[int(10.5 * 25) :]
     assert np.percentile(far, 90) < 0.6 * np.percentile(speaker, 90), (np.percentile(far, 90), np.percentile(speaker, 90))
+
+
+def test_a_transcript_closes_the_lips_on_bilabials_that_recognition_misses():
+    """goforward: recognition hears no M in "meters"; with the words given, the mouth closes on its M."""
+    from moda.audio.phones import align_phones, phone_track
+    from moda.motion.landmark_space import INNER_GAP_PER_OPENING, mouth_opening
+    from tests.helpers import SHARED
+
+    backend = TinyBackend.shipped()
+    subject = backend.prepare(sample_portrait(), "sample")
+    speech = load_audio(SHARED / "real" / "speech" / "goforward.wav")
+    phones = tuple(align_phones(speech, "go forward ten meters"))
+    labels = np.array(phone_track(list(phones), len(speech) // 640))
+    request = MotionRequest(NULL_EMOTION, Guidance(2.5), torch.Generator().manual_seed(0), phones)
+    opening = mouth_opening(backend.motion(subject, speech, request)) / INNER_GAP_PER_OPENING
+    assert (labels == "M").sum() >= 2 and np.all(opening[labels == "M"] <= 0.01)
+    assert np.percentile(opening[np.isin(labels, ["AO", "EH"])], 50) > 0.3  # its vowels still open

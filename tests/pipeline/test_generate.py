@@ -103,6 +103,8 @@ def _bad_case(tmp_path, case):
         out.write_bytes(b"old")
     elif case == "unknown emotion":
         extra = ["--emotion", "bored"]
+    elif case == "unknown transcript word":
+        extra = ["--text", "hello xyzzy"]
     run = moda("generate", "--image", image, "--audio", audio, "--out", str(out), "--quiet", *extra)
     return run, out
 
@@ -112,7 +114,7 @@ def _bad_case(tmp_path, case):
     ("tiny image", "at least 64 px"), ("huge image", "megapixels"), ("truncated image", "corrupt or truncated"),
     ("corrupt audio", "decode"), ("empty audio", "no audio samples"),
     ("0.1 s audio", "at least 0.2 s"), ("unwritable output", "does not exist"), ("existing output", "--overwrite"),
-    ("unknown emotion", "unknown emotion"),
+    ("unknown emotion", "unknown emotion"), ("unknown transcript word", "does not know: xyzzy"),
 ])
 def test_bad_input_is_a_one_line_error_without_output(tmp_path, case, message):
     run, out = _bad_case(tmp_path, case)
@@ -370,3 +372,28 @@ def test_frames_rendered_in_their_own_thread_are_the_same_and_a_cancel_still_lea
                           progress=False, on_progress=stop_at_frame_20)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inline.mp4", "speech.wav", "threaded.mp4"]
     assert not [t for t in threading.enumerate() if t.name == "moda-prefetch"]  # the workers stopped with the run
+
+
+def test_a_transcript_is_for_one_whole_clip(tmp_path):
+    from moda.errors import MoDAError
+    from moda.pipeline.generate import GenerateOptions, Pipeline
+
+    with pytest.raises(MoDAError, match="streaming takes none"):
+        next(Pipeline.default().stream(sample_path("portrait.jpg"), [np.zeros(1600, np.float32)],
+                                       GenerateOptions(transcript="hello")))
+    (tmp_path / "jobs.csv").write_text(f"image,audio\n{sample_path('portrait.jpg')},{sample_path('speech.wav')}\n")
+    run = moda("generate", "--manifest", str(tmp_path / "jobs.csv"), "--out-dir", str(tmp_path / "out"), "--text", "hi")
+    assert run.returncode == 2 and "not for --manifest" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_transcript_is_refused_by_a_model_that_does_not_follow_phones():
+    from types import SimpleNamespace
+
+    from moda.errors import MoDAError
+    from moda.pipeline.backend import Capabilities
+    from moda.pipeline.generate import GenerateOptions, Pipeline
+
+    hubert_model = SimpleNamespace(capabilities=Capabilities(streams=False, emotions=True, transcripts=False),
+                                   default_guidance=1.5)
+    with pytest.raises(MoDAError, match="leave out --text or --weights"):
+        Pipeline(hubert_model)._request(GenerateOptions(transcript="hello"), np.zeros(16000, np.float32))

@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from multiprocessing import get_context
@@ -56,6 +57,11 @@ class Phone:
     @property
     def viseme(self) -> int:
         return VISEME_OF.get(self.label, VISEME_OF["SIL"])
+
+
+# (16 kHz window of an audio clip, the window's start in seconds into the clip) -> the window's phones, their times
+# in seconds from the window's start: what the speech front-end asks for, block by block
+PhoneSource = Callable[[np.ndarray, float], list[Phone]]
 
 
 @lru_cache(maxsize=1)
@@ -162,6 +168,23 @@ def recognize_phones(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> li
     return [Phone(s.word, s.start_frame / PHONE_RATE, (s.end_frame + 1) / PHONE_RATE) for s in decoder.seg()]
 
 
+def recognized_in_window(window: np.ndarray, start: float) -> list[Phone]:
+    """The `PhoneSource` that recognises each window's phones (`recognize_phones`; it hears the window only)."""
+    return recognize_phones(window)
+
+
+@dataclass(frozen=True)
+class KnownPhones:
+    """The `PhoneSource` of a clip whose phones are known (its transcript aligned to it, `align_phones`): each
+    window gets the phones that overlap it, instead of phones recognised from it."""
+
+    phones: tuple[Phone, ...]  # times in seconds into the clip
+
+    def __call__(self, window: np.ndarray, start: float) -> list[Phone]:
+        end = start + len(window) / SAMPLE_RATE
+        return [Phone(p.label, p.start - start, p.end - start) for p in self.phones if p.end > start and p.start < end]
+
+
 def _serve_recognition(connection: Connection) -> None:
     """The recogniser process: waveforms in, phones out, until its parent closes the pipe or goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent handles it
@@ -196,7 +219,9 @@ class PhoneRecognizerProcess:
             child.close()
         return self._connection
 
-    def __call__(self, waveform: np.ndarray) -> list[Phone]:
+    def __call__(self, waveform: np.ndarray, start: float = 0.0) -> list[Phone]:
+        """A `PhoneSource`: the phones recognised in `waveform` (`start`, where it begins in its clip, is not
+        needed)."""
         with self._lock:
             connection = self._started()
             try:

@@ -13,7 +13,6 @@ memory per block only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +21,7 @@ import torch
 from ..errors import MoDAError
 from ..timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from .logmel import LogMelExtractor
-from .phones import SILENCE_FLOOR_DB, VISEMES, recognize_phones, speech_level_db
+from .phones import SILENCE_FLOOR_DB, VISEMES, PhoneSource, recognized_in_window, speech_level_db
 
 SUBFRAMES = 4  # 10 ms steps per video frame
 HOP = SAMPLES_PER_FRAME // SUBFRAMES  # 160 samples
@@ -64,15 +63,19 @@ def _voicing(window: np.ndarray, count: int) -> np.ndarray:
 class SpeechFeatureExtractor:
     """waveform (16 kHz) -> (T, 4, 30) features, T = floor(samples / 640)."""
 
-    def __init__(self, config: SpeechFeatureConfig = SpeechFeatureConfig(),
-                 phones: Callable[[np.ndarray], list] = recognize_phones):
+    def __init__(self, config: SpeechFeatureConfig = SpeechFeatureConfig(), phones: PhoneSource = recognized_in_window):
         self.config = config
-        self.recognize = phones
+        self.phones = phones
         self.logmel = LogMelExtractor()
 
-    def block(self, waveform: np.ndarray, first: int, frames: int) -> torch.Tensor:
+    def with_phones(self, phones: PhoneSource) -> SpeechFeatureExtractor:
+        """The same features with phones from `phones` (e.g. `KnownPhones` of a transcript)."""
+        return SpeechFeatureExtractor(self.config, phones)
+
+    def block(self, waveform: np.ndarray, first: int, frames: int, origin: int = 0) -> torch.Tensor:
         """Features of frames [first, first + frames) of `waveform` (the whole signal or any span that holds the
-        block and its context), (frames, 4, FEATURE_DIM)."""
+        block and its context; `origin`: the frame of the clip that `waveform` starts at), (frames, 4,
+        FEATURE_DIM)."""
         config = self.config
         lo = max(first - config.history_frames, 0)
         hi = min(first + frames + config.lookahead_frames, len(waveform) // SAMPLES_PER_FRAME)
@@ -84,7 +87,7 @@ class SpeechFeatureExtractor:
         visemes[:, 0] = 1.0  # silence where no phone covers a step
         phones_from = max(first - config.phone_history_frames, lo) - lo  # frames into the window
         centres = (np.arange(steps) + 0.5) * HOP / SAMPLE_RATE - phones_from / FPS
-        for phone in self.recognize(window[phones_from * SAMPLES_PER_FRAME :]):
+        for phone in self.phones(window[phones_from * SAMPLES_PER_FRAME :], (origin + lo + phones_from) / FPS):
             covered = (centres >= phone.start) & (centres < phone.end)
             visemes[covered] = 0.0
             visemes[covered, phone.viseme] = 1.0
@@ -125,7 +128,7 @@ class StreamingSpeechFeatures:
             frames = min(config.block_frames, available - self.done)
             if not final and (frames < config.block_frames or self.done + frames + config.lookahead_frames > available):
                 break
-            block = self.extractor.block(self.samples, self.done - self.offset, frames)
+            block = self.extractor.block(self.samples, self.done - self.offset, frames, self.offset)
             out.append(block)
             self.done += frames
             keep_from = max(self.done - config.history_frames - self.offset, 0)

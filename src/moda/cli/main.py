@@ -178,16 +178,26 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def transcript_of(args: argparse.Namespace) -> str | None:
+    """--text, or the contents of --text-file, or None."""
+    if args.text_file is None:
+        return args.text
+    try:
+        return Path(args.text_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MoDAError(f"cannot read the transcript {args.text_file} ({exc}); give a UTF-8 text file") from exc
+
+
+def add_transcript_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    said = parser.add_mutually_exclusive_group()
+    said.add_argument("--text", help=f"what is said (English words): {what}")
+    said.add_argument("--text-file", help="... the same, read from a UTF-8 text file")
+
+
 def score(args: argparse.Namespace) -> int:
     from ..evaluation.score import plot_score, score_video
 
-    transcript = args.text
-    if args.text_file is not None:
-        try:
-            transcript = Path(args.text_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise MoDAError(f"cannot read the transcript {args.text_file} ({exc}); give a UTF-8 text file") from exc
-    result = score_video(args.video, args.audio, transcript)
+    result = score_video(args.video, args.audio, transcript_of(args))
     print(result.to_json() if args.json else result.summary())
     if args.plot:
         print(f"wrote {plot_score(result, args.plot)}", file=sys.stderr if args.json else sys.stdout)
@@ -206,7 +216,7 @@ def generate(args: argparse.Namespace) -> int:
         raise MoDAError(f"{', '.join(missing)} required (or --manifest CSV --out-dir DIR for many videos)")
     check_output_path(args.out, args.overwrite)  # before loading any model
     pipeline = Pipeline.from_weights(args.weights, args.device) if args.weights else Pipeline.default()
-    options = GenerateOptions(args.emotion, args.cfg_audio, args.cfg_emotion, args.seed)
+    options = GenerateOptions(args.emotion, args.cfg_audio, args.cfg_emotion, args.seed, transcript_of(args))
     out = pipeline.generate(args.image, args.audio, args.out, options, overwrite=args.overwrite, progress=not args.quiet,
                             max_duration=args.max_duration)
     print(f"wrote {out}")
@@ -220,6 +230,8 @@ def generate_many(args: argparse.Namespace, single_flags: list[str]) -> int:
 
     if not (args.manifest and args.out_dir) or single_flags:
         raise MoDAError("--manifest and --out-dir go together, without --image / --audio / --out")
+    if args.text is not None or args.text_file is not None:
+        raise MoDAError("--text / --text-file are for one video (--image, --audio, --out), not for --manifest")
     if args.overwrite:
         raise MoDAError("--overwrite does not apply to --manifest: existing outputs are kept (resume); delete them to redo")
     world = World.from_env(args.rank, args.world_size)
@@ -290,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--cfg-audio", type=float, help="audio guidance scale (default: the model's)")
     generation.add_argument("--cfg-emotion", type=float, help="emotion guidance scale, separate from audio")
     generation.add_argument("--seed", type=int, default=0)
+    add_transcript_arguments(generation, "the mouth follows its phones aligned to the speech instead of recognised "
+                             "ones (default mode; one video, not --manifest)")
     generation.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION,
                             help=f"longest accepted speech in seconds (default {DEFAULT_MAX_DURATION:g})")
     add_model_arguments(generation)
@@ -338,9 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     scoring = commands.add_parser("score", help="lip sync and stability of any talking-head video, from its pixels")
     scoring.add_argument("video", help="a talking-head video (mp4, mov, webm, ...)")
     scoring.add_argument("--audio", help="the speech it should follow (default: the video's own sound)")
-    said = scoring.add_mutually_exclusive_group()
-    said.add_argument("--text", help="what is said (English words): phone timings are aligned to it, not recognised")
-    said.add_argument("--text-file", help="... the same, read from a UTF-8 text file")
+    add_transcript_arguments(scoring, "phone timings are aligned to it, not recognised")
     scoring.add_argument("--json", action="store_true", help="print the figures as JSON")
     scoring.add_argument("--plot", help="write a PNG of mouth opening against the speech")
     scoring.set_defaults(run=score)

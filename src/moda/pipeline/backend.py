@@ -14,6 +14,7 @@ from typing import Generic, Protocol, TypeVar
 import numpy as np
 import torch
 
+from ..audio.phones import Phone
 from ..generator.sampler import Guidance
 
 Subject = TypeVar("Subject")
@@ -24,6 +25,7 @@ WindowCallback = Callable[[int, dict[str, torch.Tensor]], None]
 class Capabilities:
     streams: bool  # frames can be produced while audio still arrives (`Backend.stream`); motion comes in pieces
     emotions: bool  # the generator was trained with emotion labels
+    transcripts: bool  # motion follows phones (`MotionRequest.phones` is used)
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class MotionRequest:
     emotion: int
     guidance: Guidance
     rng: torch.Generator
+    phones: tuple[Phone, ...] | None = None  # what is said, aligned to the audio (a transcript); None: recognised
 
 
 class Backend(Protocol, Generic[Subject]):

@@ -9,7 +9,7 @@ from importlib import resources
 import numpy as np
 import torch
 
-from ..audio.phones import VISEMES, PhoneRecognizerProcess
+from ..audio.phones import VISEMES, KnownPhones, PhoneRecognizerProcess
 from ..audio.speech import SUBFRAMES, SpeakerRelativeLevel, SpeechFeatureExtractor, StreamingSpeechFeatures
 from ..face.landmarks import FaceMeshDetector
 from ..generator.chaining import ChainingConfig, MotionStream
@@ -29,7 +29,7 @@ class TinyBackend:
 
     # trained with emotion labels and, in a share of windows, the rest pose as the prompt (as the first window is
     # generated), so the label and not the prompt sets the expression
-    capabilities = Capabilities(streams=True, emotions=True)
+    capabilities = Capabilities(streams=True, emotions=True, transcripts=True)
     default_guidance = 2.5  # measured: sharper M / B / P contrast on real speech than 1.5, same held-out lip sync
 
     def __init__(self, generator: MotionGenerator, stats: MotionStats, chaining: ChainingConfig = ChainingConfig()):
@@ -69,7 +69,8 @@ class TinyBackend:
         """De-normalised, articulated motion (`moda.motion.articulation`) for audio arriving in chunks, a piece per
         generator window that completes; equal to the motion of the whole audio at once (streaming features,
         `MotionStream` and `SpeakerRelativeLevel` are exact)."""
-        features = StreamingSpeechFeatures(self.features)
+        known = request.phones
+        features = StreamingSpeechFeatures(self.features if known is None else self.features.with_phones(KnownPhones(known)))
         levels = SpeakerRelativeLevel(self.features.config.lookahead_frames)
         motion = MotionStream(self.generator, self._ref_kp(subject), neutral_prompt(self.stats), request.emotion,
                               request.guidance, request.rng, self.chaining, on_window)

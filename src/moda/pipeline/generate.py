@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..audio.phones import align_phones
 from ..emotion import NULL_EMOTION, emotion_id
 from ..errors import MoDAError
 from ..generator.sampler import Guidance
@@ -45,6 +46,9 @@ class GenerateOptions:
     cfg_audio: float | None = None  # None: the backend's default
     cfg_emotion: float | None = None  # set: guide emotion separately from audio
     seed: int = 0
+    # what is said, in English words: the default mode's mouth follows its phones aligned to the speech instead of
+    # phones recognised from it (recognition misses or invents about half of the M / B / P of real speech)
+    transcript: str | None = None
 
 
 class Pipeline:
@@ -65,7 +69,8 @@ class Pipeline:
 
         return cls(ReleasedBackend.from_folder(folder, device))
 
-    def _request(self, options: GenerateOptions) -> MotionRequest:
+    def _request(self, options: GenerateOptions, waveform: np.ndarray | None = None) -> MotionRequest:
+        """The motion request of `options`; with a transcript, `waveform` is the whole speech it is aligned to."""
         emotion = emotion_id(options.emotion)
         if emotion != NULL_EMOTION and not self.backend.capabilities.emotions:
             print("moda: warning: this model's emotions have little effect yet; use --weights for the released model",
@@ -77,8 +82,16 @@ class Pipeline:
             if scale is not None and not 0 <= scale <= MAX_GUIDANCE:  # NaN fails both comparisons
                 raise MoDAError(f"{flag} {scale} is out of range; give a guidance scale from 0 to {MAX_GUIDANCE:g} "
                                 "(1 = no guidance)")
+        phones = None
+        if options.transcript is not None:
+            if not self.backend.capabilities.transcripts:
+                raise MoDAError("a transcript (--text) steers the default model's mouth only; the released model "
+                                "hears HuBERT features: leave out --text or --weights")
+            if waveform is None:
+                raise MoDAError("a transcript is aligned to the whole speech: streaming takes none; use generate")
+            phones = tuple(align_phones(waveform, options.transcript))
         return MotionRequest(emotion, Guidance(audio_scale, options.cfg_emotion),
-                             torch.Generator().manual_seed(options.seed))
+                             torch.Generator().manual_seed(options.seed), phones)
 
     def generate(self, image: str | Path, audio: str | Path, out: str | Path, options: GenerateOptions = GenerateOptions(),
                  overwrite: bool = False, progress: bool = True, max_duration: float | None = DEFAULT_MAX_DURATION,
@@ -101,7 +114,7 @@ class Pipeline:
         if len(waveform) < MIN_AUDIO_SECONDS * SAMPLE_RATE:
             raise MoDAError(f"audio {audio} is {len(waveform) / SAMPLE_RATE:.2f} s long; give at least "
                             f"{MIN_AUDIO_SECONDS} s of speech")
-        request = self._request(options)
+        request = self._request(options, waveform)
         subject = self.backend.prepare(portrait, str(image))
         height, width = portrait.shape[:2]
         frames_total = len(waveform) // SAMPLES_PER_FRAME

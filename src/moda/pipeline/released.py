@@ -43,7 +43,7 @@ class ReleasedSubject:
 
 
 class ReleasedBackend:
-    capabilities = Capabilities(streams=False, emotions=True)
+    capabilities = Capabilities(streams=False, emotions=True, transcripts=False)
     default_guidance = 1.2  # the released inference script's scale
 
     def __init__(self, generator: MotionGenerator, stats: MotionStats, audio: AudioFeatureExtractor,

@@ -127,7 +127,7 @@ def canonical_keypoints() -> np.ndarray:
 
 
 def _speech_features(waveform: np.ndarray, recognize: bool = True) -> torch.Tensor:
-    return SpeechFeatureExtractor()(waveform) if recognize else SpeechFeatureExtractor(phones=lambda _: [])(waveform)
+    return SpeechFeatureExtractor()(waveform) if recognize else SpeechFeatureExtractor(phones=lambda *_: [])(waveform)
 
 
 def synthesize_corpus(out: str | Path, clips: int, heldout: int, seed: int = 0, progress: bool = True,
