@@ -191,7 +191,8 @@ def test_memory_stays_bounded_while_receiving_a_body_at_the_limit(speech):
 
 @pytest.mark.parametrize("data,field", [({"emotion": "bored"}, "emotion"), ({"seed": "-1"}, "seed"),
                                         ({"seed": "x"}, "seed"), ({"cfg_audio": "nan"}, "cfg_audio"),
-                                        ({"cfg_emotion": "11"}, "cfg_emotion")])
+                                        ({"cfg_emotion": "11"}, "cfg_emotion"), ({"text": "hello xyzzy"}, "text"),
+                                        ({"text": "!!"}, "text")])
 def test_options_are_validated_at_submit(client, speech, data, field):
     response = submit(client, speech, data)
     assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", field], response.text
@@ -311,3 +312,15 @@ def test_moda_serve_stops_cleanly_mid_job_and_deletes_every_upload(signum, code,
     assert set(Path("/tmp").glob("moda-serve-*")) - before == set()  # removed, with every upload
     bad = subprocess.run([sys.executable, "-m", "moda", "serve", "--max-upload-mb", "-1"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("moda: error: --max-upload-mb")
+
+
+def test_words_spoken_reach_the_generator(speech):
+    pipeline = StandInPipeline()
+    client = make_client(pipeline)
+    try:
+        assert client.get("/api/config").json()["transcripts"] is False  # the page hides its words field then
+        job = submit(client, speech, {"text": "Go forward ten meters."}).json()
+        assert wait(client, job["id"])["status"] == "done"
+        assert pipeline.calls[-1].transcript == "Go forward ten meters."
+    finally:
+        client.server.close()

@@ -109,3 +109,13 @@ def test_manifest_errors_are_one_line_before_any_model_loads(tmp_path):
                          capture_output=True, text=True)
     assert run.returncode == 2 and "--manifest and --out-dir go together" in run.stderr
     assert np.all([not p.name.endswith(".mp4") for p in tmp_path.iterdir()])
+
+
+def test_a_manifest_row_takes_its_words_in_a_text_column(tmp_path):
+    from moda.pipeline.batch import read_manifest
+
+    (tmp_path / "jobs.csv").write_text("image,audio,text\na.jpg,a.wav,go forward ten meters\nb.jpg,b.wav,\n"
+                                       "c.jpg,c.wav,go 10 meters\n")
+    rows = read_manifest(tmp_path / "jobs.csv", tmp_path / "out")
+    assert [row.options.transcript for row in rows[:2]] == ["go forward ten meters", None]
+    assert rows[0].error is None and "does not know: 10" in rows[2].error

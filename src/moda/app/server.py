@@ -39,6 +39,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 from starlette.types import Message, Receive
 
+from ..audio.phones import checked_transcript
 from ..emotion import EMOTIONS, emotion_id
 from ..errors import MoDAError
 from ..pipeline.generate import MAX_GUIDANCE, MIN_AUDIO_SECONDS, GenerateOptions, Pipeline
@@ -134,7 +135,13 @@ def _options(fields: dict[str, str]) -> GenerateOptions:
         value = scales[name]
         if value is not None and not 0 <= value <= MAX_GUIDANCE:
             raise _unprocessable(name, f"{name} must lie in [0, {MAX_GUIDANCE:g}]")
-    return GenerateOptions(emotion, scales["cfg_audio"], scales["cfg_emotion"], seed)
+    transcript = fields.get("text", "").strip() or None
+    if transcript is not None:
+        try:
+            checked_transcript(transcript)
+        except MoDAError as exc:
+            raise _unprocessable("text", str(exc)) from exc
+    return GenerateOptions(emotion, scales["cfg_audio"], scales["cfg_emotion"], seed, transcript)
 
 
 def _check_inputs(folder: Path, max_duration: float) -> None:
@@ -242,6 +249,7 @@ def create_app(pipeline: Pipeline, jobs: JobQueue, settings: ServerSettings, tok
     def config() -> dict[str, Any]:
         backend = pipeline.backend
         return {"emotions": list(EMOTIONS), "emotions_work": backend.capabilities.emotions,
+                "transcripts": backend.capabilities.transcripts,
                 "default_cfg_audio": backend.default_guidance, "max_guidance": MAX_GUIDANCE,
                 "max_upload_mb": settings.max_upload_bytes / 1e6, "max_duration_s": settings.max_duration,
                 "examples": _examples()}

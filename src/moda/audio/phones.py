@@ -111,13 +111,8 @@ def transcript_words(text: str) -> list[str]:
     return re.findall(r"[^\W_]+(?:'[^\W_]+)*", text.lower().replace("\u2019", "'"))
 
 
-def align_phones(waveform: np.ndarray, text: str, sample_rate: int = SAMPLE_RATE) -> list[Phone]:
-    """Phones of 16 kHz speech whose words are known: PocketSphinx's forced alignment of `text` (English words of
-    CMUdict; numbers written as words) with the audio. Far more accurate than all-phone recognition, which hears
-    phones that were not said (on ../shared/real/speech/cards005.wav, "eight of spades four of clubs seven of
-    hearts": three of its four M / B / P are a /t/, an /n/ and a /v/, and the /b/ of "clubs" is missed)."""
-    if sample_rate != SAMPLE_RATE:
-        raise ValueError(f"phone alignment takes {SAMPLE_RATE} Hz audio, not {sample_rate}")
+def checked_transcript(text: str) -> list[str]:
+    """The words of a transcript, all known to the pronouncing dictionary, or a MoDAError saying what is not."""
     words = transcript_words(text)
     if not words:
         raise MoDAError(f"the transcript {text!r} has no words to align; give what is said, in English words")
@@ -126,6 +121,18 @@ def align_phones(waveform: np.ndarray, text: str, sample_rate: int = SAMPLE_RATE
     if unknown:
         raise MoDAError(f"the transcript has words the pronouncing dictionary does not know: {', '.join(unknown)}; "
                         "write numbers and abbreviations as spoken words")
+    return words
+
+
+def align_phones(waveform: np.ndarray, text: str, sample_rate: int = SAMPLE_RATE) -> list[Phone]:
+    """Phones of 16 kHz speech whose words are known: PocketSphinx's forced alignment of `text` (English words of
+    CMUdict; numbers written as words) with the audio. Far more accurate than all-phone recognition, which hears
+    phones that were not said (on ../shared/real/speech/cards005.wav, "eight of spades four of clubs seven of
+    hearts": three of its four M / B / P are a /t/, an /n/ and a /v/, and the /b/ of "clubs" is missed)."""
+    if sample_rate != SAMPLE_RATE:
+        raise ValueError(f"phone alignment takes {SAMPLE_RATE} Hz audio, not {sample_rate}")
+    words = checked_transcript(text)
+    decoder = _aligner()
     pcm = _standard_level_pcm(waveform)
     if pcm is None:
         raise MoDAError("the audio is silent; there is no speech to align the transcript with")

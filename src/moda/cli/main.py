@@ -231,7 +231,7 @@ def generate_many(args: argparse.Namespace, single_flags: list[str]) -> int:
     if not (args.manifest and args.out_dir) or single_flags:
         raise MoDAError("--manifest and --out-dir go together, without --image / --audio / --out")
     if args.text is not None or args.text_file is not None:
-        raise MoDAError("--text / --text-file are for one video (--image, --audio, --out), not for --manifest")
+        raise MoDAError("--text / --text-file are for one video; give each manifest row its words in a text column")
     if args.overwrite:
         raise MoDAError("--overwrite does not apply to --manifest: existing outputs are kept (resume); delete them to redo")
     world = World.from_env(args.rank, args.world_size)
@@ -296,14 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--audio", help="speech (wav, mp3, m4a, ogg, flac, ...)")
     generation.add_argument("--out", help="output .mp4 (H.264 + AAC)")
     generation.add_argument("--manifest", help="CSV of many jobs (columns image, audio[, out, emotion, seed, "
-                            "cfg_audio, cfg_emotion]); one model load, also under torchrun; with --out-dir")
+                            "cfg_audio, cfg_emotion, text]); one model load, also under torchrun; with --out-dir")
     generation.add_argument("--out-dir", help="folder for the manifest's videos and manifest_report.json")
     generation.add_argument("--emotion", help="angry, contempt, disgusted, fear, happy, neutral, sad, surprised")
     generation.add_argument("--cfg-audio", type=float, help="audio guidance scale (default: the model's)")
     generation.add_argument("--cfg-emotion", type=float, help="emotion guidance scale, separate from audio")
     generation.add_argument("--seed", type=int, default=0)
     add_transcript_arguments(generation, "the mouth follows its phones aligned to the speech instead of recognised "
-                             "ones (default mode; one video, not --manifest)")
+                             "ones (default mode; a manifest's rows take a text column)")
     generation.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION,
                             help=f"longest accepted speech in seconds (default {DEFAULT_MAX_DURATION:g})")
     add_model_arguments(generation)

@@ -17,13 +17,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..audio.phones import checked_transcript
 from ..distributed import WorkReport, World, gather_report
 from ..errors import MoDAError
 from ..timebase import DEFAULT_MAX_DURATION
 from .generate import GenerateOptions, Pipeline
 
 REQUIRED_COLUMNS = ("image", "audio")
-OPTIONAL_COLUMNS = ("out", "emotion", "seed", "cfg_audio", "cfg_emotion")
+OPTIONAL_COLUMNS = ("out", "emotion", "seed", "cfg_audio", "cfg_emotion", "text")
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,11 @@ def _row(number: int, values: dict[str, str], folder: Path, out_dir: Path, defau
         options = GenerateOptions(values.get("emotion", "").strip() or defaults.emotion,
                                   defaults.cfg_audio if cfg_audio is None else cfg_audio,
                                   defaults.cfg_emotion if cfg_emotion is None else cfg_emotion,
-                                  defaults.seed if seed is None else int(seed))
-    except ValueError as exc:
+                                  defaults.seed if seed is None else int(seed),
+                                  values.get("text", "").strip() or None)
+        if options.transcript is not None:
+            checked_transcript(options.transcript)
+    except (ValueError, MoDAError) as exc:
         return ManifestRow(number, out, error=str(exc))
     return ManifestRow(number, out, folder / image, folder / audio, options)
 

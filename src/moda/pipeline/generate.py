@@ -85,8 +85,8 @@ class Pipeline:
         phones = None
         if options.transcript is not None:
             if not self.backend.capabilities.transcripts:
-                raise MoDAError("a transcript (--text) steers the default model's mouth only; the released model "
-                                "hears HuBERT features: leave out --text or --weights")
+                raise MoDAError("a transcript steers the default model's mouth only; the released model hears HuBERT "
+                                "features, not phones: give no transcript (--text), or use the default model")
             if waveform is None:
                 raise MoDAError("a transcript is aligned to the whole speech: streaming takes none; use generate")
             phones = tuple(align_phones(waveform, options.transcript))

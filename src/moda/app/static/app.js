@@ -206,6 +206,7 @@ async function submit(event) {
   form.append("seed", $("seed").value || "0");
   form.append("cfg_audio", $("cfg_audio").value);
   if (Number($("cfg_emotion").value) > 0) form.append("cfg_emotion", $("cfg_emotion").value);
+  if ($("text").value.trim()) form.append("text", $("text").value);
   $("progress-panel").hidden = false;
   $("result").hidden = true;
   $("download").hidden = true;
@@ -241,6 +242,7 @@ async function start() {
     $("emotion").append(option);
   }
   if (!config.emotions_work) note("emotion-note", "This model's emotions have little effect; the released weights have them.");
+  if (!config.transcripts) for (const id of ["text", "text-label"]) $(id).hidden = true;
   $("cfg_audio").max = String(Math.min(config.max_guidance, 4));
   $("cfg_audio").value = String(config.default_cfg_audio);
   slider("cfg_audio", (value) => value.toFixed(1) + (value === config.default_cfg_audio ? " (default)" : ""));
