@@ -1,12 +1,15 @@
 """The default mode on real speech and real photos: `moda score` on every face x speech pair in ../shared/real.
 
-    python benchmarks/real_speech.py [--real ../shared/real] [--report docs/eval_report.json] [--keep DIR]
+    python benchmarks/real_speech.py [--real ../shared/real] [--heldout DIR] [--report docs/eval_report.json]
+                                     [--keep DIR]
 
 Prints one row per pair and the totals (open-vowel and bilabial shares pooled over all frames of a face, the
 other figures averaged), and with --report writes them into the report's "real_speech" section. Clips whose
 words are known (../shared/real/README.md) are also scored with their transcript aligned instead of their phones
-recognised ("scored with the transcript" rows): recognition hears M / B / P that were not said, which the figures
-then count; and those clips are also generated with their transcript (`moda generate --text`) and scored with it.
+recognised ("scored with the transcript" rows: recognition can hear M / B / P that were not said, which the
+figures then count), and generated with their transcript (`moda generate --text`) and scored with it. With
+--heldout DIR (`python scripts/heldout_speech.py DIR` writes such a folder), every portrait also speaks each
+NAME.wav there, generated as a new user would and scored both with recognised phones and with NAME.txt's words.
 """
 
 from __future__ import annotations
@@ -48,34 +51,52 @@ def summarize(rows: list[dict]) -> dict[str, float]:
     return out
 
 
+def pairs_met(rows: list[dict]) -> str:
+    """How many pairs meet all four of issue 15's targets, and how many have M / B / P to be measured on."""
+    met = sum(r["vowel_bilabial_d"] >= 2.5 and r["open_vowel_open_share"] >= 0.7 and r["bilabial_closed_share"] >= 0.5
+              and r["envelope_corr"] >= 0.5 for r in rows)
+    measurable = sum(not np.isnan(r["vowel_bilabial_d"]) for r in rows)
+    return f"{met} of {len(rows)} pairs meet all four targets ({measurable} have M / B / P frames to measure d on)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--real", default=str(Path(__file__).resolve().parents[2] / "shared" / "real"))
+    parser.add_argument("--heldout", help="a folder of further speech, NAME.wav beside NAME.txt (its words), e.g. "
+                                          "from scripts/heldout_speech.py")
     parser.add_argument("--report", help="a report JSON to add the real_speech section to")
     parser.add_argument("--keep", help="a folder to keep the videos in (FACE_SPEECH.mp4), to look at them")
     args = parser.parse_args()
     real = Path(args.real)
     faces = sorted((real / "faces").glob("*.jpg"))
-    speech = sorted((real / "speech").glob("*.wav"))
+    # (clip, its words or None, whether it is held out)
+    clips = [(clip, TRANSCRIPTS.get(clip.name), False) for clip in sorted((real / "speech").glob("*.wav"))]
+    if args.heldout:
+        clips += [(clip, clip.with_suffix(".txt").read_text().strip(), True)
+                  for clip in sorted(Path(args.heldout).glob("*.wav"))]
     pipeline = Pipeline.default()
     rows: list[dict] = []
     transcript_rows: list[dict] = []  # generated as a new user would (phones recognised), scored with the transcript
     given_rows: list[dict] = []  # generated with the transcript (`moda generate --text`), scored with it
+    heldout_rows: list[dict] = []  # held-out speech, generated as a new user would, scored both ways
     started = time.perf_counter()
-    print(f"{'face':<8} {'speech':<12} " + " ".join(f"{f:>22}" for f in FIGURES))
+    print(f"{'face':<8} {'speech':<14} " + " ".join(f"{f:>22}" for f in FIGURES))
     with tempfile.TemporaryDirectory() as temporary, FaceMeshDetector() as detector:
         folder = Path(args.keep or temporary)
         folder.mkdir(parents=True, exist_ok=True)
         for face in faces:
-            for clip in speech:
+            for clip, text, heldout in clips:
                 waveform = load_audio(clip)
-                text = TRANSCRIPTS.get(clip.name)
                 aligned = align_phones(waveform, text) if text else None
                 # (video name suffix, transcript it is generated with, rows, phones it is scored with, label)
-                runs = [("", None, rows, None, "")]
-                if text:
-                    runs += [("", None, transcript_rows, aligned, "  (scored with the transcript)"),
-                             ("_text", text, given_rows, aligned, "  (generated and scored with the transcript)")]
+                if heldout:
+                    runs = [("", None, heldout_rows, None, "  (held out)"),
+                            ("", None, heldout_rows, aligned, "  (held out, scored with the transcript)")]
+                else:
+                    runs = [("", None, rows, None, "")]
+                    if text:
+                        runs += [("", None, transcript_rows, aligned, "  (scored with the transcript)"),
+                                 ("_text", text, given_rows, aligned, "  (generated and scored with the transcript)")]
                 tracks = {}
                 for suffix, transcript, chosen, phones, label in runs:
                     if suffix not in tracks:
@@ -88,7 +109,7 @@ def main() -> None:
                            "open_vowel_frames": score.open_vowel_frames, "bilabial_frames": score.bilabial_frames,
                            **{f: getattr(score, f) for f in FIGURES}}
                     chosen.append(row)
-                    print(f"{face.stem:<8} {clip.stem:<12} " + " ".join(f"{row[f]:>22.3f}" for f in FIGURES) + label,
+                    print(f"{face.stem:<8} {clip.stem:<14} " + " ".join(f"{row[f]:>22.3f}" for f in FIGURES) + label,
                           flush=True)
     per_face = {face.name: summarize([r for r in rows if r["face"] == face.name]) for face in faces}
     print("\nper face (shares pooled over all frames, the rest averaged over the speech clips):")
@@ -96,6 +117,14 @@ def main() -> None:
         print(f"{name:<8} " + " ".join(f"{figures[f]:>22.3f}" for f in FIGURES))
     overall = {f: float(np.nanmean([v[f] for v in per_face.values()])) for f in FIGURES}
     print("all      " + " ".join(f"{overall[f]:>22.3f}" for f in FIGURES))
+    print(f"\n../shared/real, phones recognised: {pairs_met(rows)}")
+    print(f"  its clips with known words, scored with the transcript: {pairs_met(transcript_rows)}")
+    print(f"  ... generated and scored with the transcript: {pairs_met(given_rows)}")
+    if heldout_rows:
+        for phones_from in ("recognition", "transcript"):
+            chosen = [r for r in heldout_rows if r["phones_from"] == phones_from]
+            print(f"held-out speech, scored with {phones_from}: {pairs_met(chosen)}; "
+                  + ", ".join(f"{f} {value:.3f}" for f, value in summarize(chosen).items()))
     print("\nclips with known words, over all faces: generated / scored with recognised phones or the transcript")
     for clip in sorted({r["speech"] for r in transcript_rows}):
         for label, chosen in (("rec / rec", rows), ("rec / text", transcript_rows), ("text / text", given_rows)):
@@ -105,13 +134,15 @@ def main() -> None:
             print(f"  {clip:<14} {label:<11} M/B/P frames {of_clip[0]['bilabial_frames']:>3}   d "
                   + (f"{min(d):.2f}-{max(d):.2f}" if d else "n/a") + "   closed "
                   + (f"{min(closed):.2f}-{max(closed):.2f}" if closed else "n/a"))
-    print(f"\n{len(rows) + len(given_rows)} videos generated and scored in {time.perf_counter() - started:.0f} s")
+    videos = len(rows) + len(given_rows) + len(heldout_rows) // 2
+    print(f"\n{videos} videos generated and scored in {time.perf_counter() - started:.0f} s")
     if args.report:
         path = Path(args.report)
         report = json.loads(path.read_text()) if path.is_file() else {}
         report["real_speech"] = {"overall": overall, "per_face": per_face, "pairs": rows,
                                  "pairs_scored_with_transcripts": transcript_rows,
-                                 "pairs_generated_with_transcripts": given_rows}
+                                 "pairs_generated_with_transcripts": given_rows,
+                                 "heldout_pairs": heldout_rows}
         path.write_text(json.dumps(report, indent=2))
 
 

@@ -29,6 +29,18 @@ def test_real_speech_gets_its_phones(go_forward):
     assert abs(phones[-1].end - len(go_forward) / 16000) < 0.02
 
 
+def test_recognition_decodes_the_words_and_falls_back_to_phones_where_they_do_not_align(go_forward, monkeypatch):
+    from moda.audio import phones as module
+    from moda.audio.phones import align_phones
+
+    said = [p.label for p in align_phones(go_forward, "go forward ten meters") if p.label != "SIL"]
+    assert [p.label for p in recognize_phones(go_forward) if p.label != "SIL"] == said
+    monkeypatch.setattr(module, "_aligned", lambda pcm, words: None)
+    phones = recognize_phones(go_forward)  # all-phone decoding: every 10 ms its likeliest phone, no words
+    assert [p.label for p in phones if p.label != "SIL"] != said and "M" not in [p.label for p in phones]
+    assert phones[0].start == 0 and abs(phones[-1].end - len(go_forward) / 16000) < 0.02
+
+
 def test_recognition_does_not_depend_on_earlier_calls(go_forward):
     first = recognize_phones(go_forward[:24000])
     recognize_phones(go_forward[20000:])

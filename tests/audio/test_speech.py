@@ -36,8 +36,10 @@ def test_recording_level_does_not_move_the_features(speech, extractor):
     loud, quiet = extractor(speech), extractor(speech * 0.05)
     assert (loud[..., 12] - quiet[..., 12]).abs().mean() < 0.05  # loudness is relative to the speech
     assert (loud[..., 14:] - quiet[..., 14:]).abs().mean() < 0.1  # channel-normalised bands
-    agreement = (loud[..., :12].argmax(-1) == quiet[..., :12].argmax(-1)).float().mean()
-    assert agreement > 0.8
+    # the speaker's phones: from 6.4 s a far talker speaks, under the -50 dBFS silence floor once 26 dB quieter
+    own = slice(0, 160)
+    agreement = (loud[own, :, :12].argmax(-1) == quiet[own, :, :12].argmax(-1)).float().mean()
+    assert agreement > 0.95
 
 
 def test_silence_is_silence(extractor):

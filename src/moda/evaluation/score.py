@@ -35,6 +35,9 @@ from .metrics import best_lag
 OPEN_THRESHOLD = 0.08  # inner-lip gap / IOD above which a mouth is visibly open
 CLOSED_THRESHOLD = 0.03  # ... and below which it is closed
 MAX_LAG_FRAMES = 5  # +-0.2 s
+# d from fewer frames of either kind is rough: with 7 open-vowel frames, one frame moved d by about 1 (measured on
+# ../shared/real's something.wav)
+FEW_FRAMES = 8
 INNER_LIPS = (13, 14)
 # Mesh points speech does not move: the face outline above the jaw, the nose, the eye corners.
 STABLE_POINTS = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 93, 234, 127, 162, 21, 54, 103, 67, 109,
@@ -69,12 +72,20 @@ class VideoScore:
     traces: dict[str, list[float]] = field(default_factory=dict, repr=False)
 
     def summary(self) -> str:
+        few = min(self.open_vowel_frames, self.bilabial_frames)
+        if few < 2:
+            contrast = "n/a (needs 2 or more open-vowel and M / B / P frames)"
+        elif np.isnan(self.vowel_bilabial_d):
+            contrast = "n/a (the opening does not vary on those frames)"
+        else:
+            contrast = f"{self.vowel_bilabial_d:.2f}" + (f" (from {few} frames of one kind: a rough figure)"
+                                                          if few < FEW_FRAMES else "")
         return "\n".join([
             f"frames                      {self.frames} ({self.faces_found} with a face)",
             f"envelope correlation        {self.envelope_corr:.3f} at lag {self.envelope_lag_frames:+d} frames",
-            f"vowel vs bilabial (d)       {self.vowel_bilabial_d:.2f}",
-            f"open vowels visibly open    {100 * self.open_vowel_open_share:.0f} % of {self.open_vowel_frames} frames",
-            f"bilabials closed            {100 * self.bilabial_closed_share:.0f} % of {self.bilabial_frames} frames",
+            f"vowel vs bilabial (d)       {contrast}",
+            f"open vowels visibly open    {_share(self.open_vowel_open_share, self.open_vowel_frames)}",
+            f"bilabials closed            {_share(self.bilabial_closed_share, self.bilabial_frames)}",
             f"phone timings from          {self.phones_from}",
             f"mouth opening (IOD)         mean {self.opening_mean:.3f}, std {self.opening_std:.3f}",
             f"identity drift (IOD)        {self.identity_drift:.4f}",
@@ -83,6 +94,10 @@ class VideoScore:
 
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in asdict(self).items() if k != "traces"}, indent=2)
+
+
+def _share(value: float, frames: int) -> str:
+    return f"{100 * value:.0f} % of {frames} frames" if frames else "n/a (none heard)"
 
 
 def _similarity_align(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
