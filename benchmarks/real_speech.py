@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from moda import GenerateOptions, Pipeline
-from moda.audio.phones import align_phones
-from moda.evaluation.score import score_tracks, track_mouth
+from moda.audio.phones import BILABIALS, VISEME_CLASSES, Phone, align_phones, phone_track
+from moda.evaluation.score import MouthTrack, score_tracks, track_mouth
 from moda.face.landmarks import FaceMeshDetector
 from moda.media.audio import load_audio
 from moda.media.video import read_frames_at
-from moda.timebase import FPS
+from moda.timebase import FPS, SAMPLE_RATE
 
 # what is said in the clips of ../shared/real/speech whose words its README gives
 TRANSCRIPTS = {"goforward.wav": "go forward ten meters", "something.wav": "go somewhere and do something",
@@ -49,6 +49,22 @@ def summarize(rows: list[dict]) -> dict[str, float]:
         else:
             out[figure] = float(np.mean([r[figure] for r in rows_with]))
     return out
+
+
+# opening of each mouth class for `phone_perfect_track`, in units of its widest (0.3 IOD)
+PERFECT_OPENING = {"open_vowel": 1.0, "mid_vowel": 0.7, "close_vowel": 0.45, "rounded_vowel": 0.5, "bilabial": 0.0,
+                   "labiodental": 0.15, "silence": 0.0}
+
+
+def phone_perfect_track(phones: list[Phone], frames: int) -> MouthTrack:
+    """A mouth that does what the words' aligned phones say: each mouth class's opening (`PERFECT_OPENING`, other
+    consonants 0.3), blended with the neighbouring frames (co-articulation), lips closed on every M / B / P."""
+    opening_of = {p: PERFECT_OPENING.get(c, 0.3) * 0.3 for c, members in VISEME_CLASSES.items() for p in members}
+    labels = phone_track(phones, frames)
+    opening = np.array([opening_of.get(p, 0.0) for p in labels])
+    opening = np.convolve(np.pad(opening, 1, mode="edge"), [0.25, 0.5, 0.25], mode="valid")
+    opening[[p in BILABIALS for p in labels]] = 0.0
+    return MouthTrack(opening, np.zeros((frames, 1, 2)), frames)
 
 
 def pairs_met(rows: list[dict]) -> str:
@@ -79,6 +95,15 @@ def main() -> None:
     transcript_rows: list[dict] = []  # generated as a new user would (phones recognised), scored with the transcript
     given_rows: list[dict] = []  # generated with the transcript (`moda generate --text`), scored with it
     heldout_rows: list[dict] = []  # held-out speech, generated as a new user would, scored both ways
+    perfect_rows: list[dict] = []  # a phone-perfect mouth (no video) on each clip with words, scored as videos are
+    for clip, text, _ in clips:
+        if text:
+            waveform = load_audio(clip)
+            aligned = align_phones(waveform, text)
+            for phones in (None, aligned):
+                score = score_tracks(phone_perfect_track(aligned, len(waveform) // (SAMPLE_RATE // FPS)), waveform, phones)
+                perfect_rows.append({"speech": clip.name, "phones_from": score.phones_from,
+                                     **{f: getattr(score, f) for f in FIGURES[:4]}})
     started = time.perf_counter()
     print(f"{'face':<8} {'speech':<14} " + " ".join(f"{f:>22}" for f in FIGURES))
     with tempfile.TemporaryDirectory() as temporary, FaceMeshDetector() as detector:
@@ -125,6 +150,10 @@ def main() -> None:
             chosen = [r for r in heldout_rows if r["phones_from"] == phones_from]
             print(f"held-out speech, scored with {phones_from}: {pairs_met(chosen)}; "
                   + ", ".join(f"{f} {value:.3f}" for f, value in summarize(chosen).items()))
+    print("\na phone-perfect mouth (`phone_perfect_track`) on each clip with known words, scored with recognised "
+          "phones / with the transcript:")
+    for row, by_text in zip(perfect_rows[::2], perfect_rows[1::2]):
+        print(f"  {row['speech']:<18} " + "   ".join(f"{f} {row[f]:.2f} / {by_text[f]:.2f}" for f in FIGURES[:4]))
     print("\nclips with known words, over all faces: generated / scored with recognised phones or the transcript")
     for clip in sorted({r["speech"] for r in transcript_rows}):
         for label, chosen in (("rec / rec", rows), ("rec / text", transcript_rows), ("text / text", given_rows)):
@@ -142,7 +171,7 @@ def main() -> None:
         report["real_speech"] = {"overall": overall, "per_face": per_face, "pairs": rows,
                                  "pairs_scored_with_transcripts": transcript_rows,
                                  "pairs_generated_with_transcripts": given_rows,
-                                 "heldout_pairs": heldout_rows}
+                                 "heldout_pairs": heldout_rows, "phone_perfect_mouth": perfect_rows}
         path.write_text(json.dumps(report, indent=2))
 
 

@@ -6,6 +6,7 @@ from moda.audio.phones import (
     OPEN_VOWELS,
     VISEMES,
     PhoneRecognizerProcess,
+    all_phones_in_window,
     phone_track,
     recognize_phones,
     viseme_track,
@@ -39,6 +40,8 @@ def test_recognition_decodes_the_words_and_falls_back_to_phones_where_they_do_no
     phones = recognize_phones(go_forward)  # all-phone decoding: every 10 ms its likeliest phone, no words
     assert [p.label for p in phones if p.label != "SIL"] != said and "M" not in [p.label for p in phones]
     assert phones[0].start == 0 and abs(phones[-1].end - len(go_forward) / 16000) < 0.02
+    monkeypatch.undo()
+    assert all_phones_in_window(go_forward, 0.0) == phones  # the synthetic corpus's phone source
 
 
 def test_recognition_does_not_depend_on_earlier_calls(go_forward):

@@ -191,22 +191,23 @@ def align_phones(waveform: np.ndarray, text: str, sample_rate: int = SAMPLE_RATE
     return phones
 
 
-def recognize_phones(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> list[Phone]:
+def recognize_phones(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE, words: bool = True) -> list[Phone]:
     """Phones of 16 kHz mono float speech, in time order: the recognised words' phones aligned to it, or where no
-    word is heard or they do not align, all-phone decoding's. The speech is brought to a standard level first, so
-    the recording level does not change what is heard."""
+    word is heard or they do not align (or `words` is False), all-phone decoding's. The speech is brought to a
+    standard level first, so the recording level does not change what is heard."""
     if sample_rate != SAMPLE_RATE:
         raise ValueError(f"phone recognition takes {SAMPLE_RATE} Hz audio, not {sample_rate}")
     pcm = _standard_level_pcm(waveform)
     if pcm is None:
         return [Phone("SIL", 0.0, len(waveform) / sample_rate)]
-    words_decoder = _word_decoder()
-    _decoded(words_decoder, pcm)
-    hypothesis = words_decoder.hyp()
-    words = hypothesis.hypstr.split() if hypothesis is not None else []
-    phones = _aligned(pcm, words) if words else None
-    if phones is not None:
-        return phones
+    if words:
+        words_decoder = _word_decoder()
+        _decoded(words_decoder, pcm)
+        hypothesis = words_decoder.hyp()
+        heard = hypothesis.hypstr.split() if hypothesis is not None else []
+        phones = _aligned(pcm, heard) if heard else None
+        if phones is not None:
+            return phones
     decoder = _phone_decoder()
     _decoded(decoder, pcm)
     return [Phone(s.word, s.start_frame / PHONE_RATE, (s.end_frame + 1) / PHONE_RATE) for s in decoder.seg()]
@@ -215,6 +216,12 @@ def recognize_phones(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> li
 def recognized_in_window(window: np.ndarray, start: float) -> list[Phone]:
     """The `PhoneSource` that recognises each window's phones (`recognize_phones`; it hears the window only)."""
     return recognize_phones(window)
+
+
+def all_phones_in_window(window: np.ndarray, start: float) -> list[Phone]:
+    """The `PhoneSource` of all-phone decoding only (no words), window by window: what the synthetic corpus's
+    recognised phone channels are made with (`moda.training.synthetic.corpus`)."""
+    return recognize_phones(window, words=False)
 
 
 @dataclass(frozen=True)
