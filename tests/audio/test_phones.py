@@ -41,7 +41,7 @@ def test_recognition_decodes_the_words_and_falls_back_to_phones_where_they_do_no
     assert [p.label for p in phones if p.label != "SIL"] != said and "M" not in [p.label for p in phones]
     assert phones[0].start == 0 and abs(phones[-1].end - len(go_forward) / 16000) < 0.02
     monkeypatch.undo()
-    assert all_phones_in_window(go_forward, 0.0) == phones  # the synthetic corpus's phone source
+    assert all_phones_in_window(go_forward, 0.0) == phones  # the default front-end's phone source
 
 
 def test_recognition_does_not_depend_on_earlier_calls(go_forward):
@@ -58,14 +58,14 @@ class KeyboardInterruptOnPickle:
 def test_the_recogniser_process_hears_what_this_one_does(go_forward):
     recognizer = PhoneRecognizerProcess()
     try:
-        assert recognizer(go_forward) == recognize_phones(go_forward)
-        assert recognizer(go_forward[:24000]) == recognize_phones(go_forward[:24000])
+        assert recognizer(go_forward) == all_phones_in_window(go_forward, 0.0)
+        assert recognizer(go_forward[:24000]) == all_phones_in_window(go_forward[:24000], 0.0)
         recognizer.close()
-        assert recognizer(go_forward[8000:]) == recognize_phones(go_forward[8000:])  # started again
+        assert recognizer(go_forward[8000:]) == all_phones_in_window(go_forward[8000:], 0.5)  # started again
         recognizer._connection.send(go_forward)  # an interrupted request: its answer is still in the pipe
         with pytest.raises(KeyboardInterrupt):
             recognizer(KeyboardInterruptOnPickle())
-        assert recognizer(go_forward[:24000]) == recognize_phones(go_forward[:24000])  # not the stale answer
+        assert recognizer(go_forward[:24000]) == all_phones_in_window(go_forward[:24000], 0.0)  # not the stale one
     finally:
         recognizer.close()
 

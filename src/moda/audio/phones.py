@@ -120,8 +120,7 @@ def speech_level_db(waveform: np.ndarray) -> float:
     if steps == 0:
         return SILENCE_FLOOR_DB
     rms = np.sqrt((waveform[: steps * 160].astype(np.float64).reshape(steps, 160) ** 2).mean(1))
-    loud = float(np.percentile(rms, 95))  # of the RMS itself, so that a recording k times louder is exactly
-    return max(20 * np.log10(loud), SILENCE_FLOOR_DB) if loud > 0 else SILENCE_FLOOR_DB  # 20 log10 k dB louder
+    return max(float(np.percentile(20 * np.log10(rms + 1e-6), 95)), SILENCE_FLOOR_DB)
 
 
 def _standard_level_pcm(waveform: np.ndarray) -> np.ndarray | None:
@@ -213,14 +212,13 @@ def recognize_phones(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE, words
     return [Phone(s.word, s.start_frame / PHONE_RATE, (s.end_frame + 1) / PHONE_RATE) for s in decoder.seg()]
 
 
-def recognized_in_window(window: np.ndarray, start: float) -> list[Phone]:
-    """The `PhoneSource` that recognises each window's phones (`recognize_phones`; it hears the window only)."""
-    return recognize_phones(window)
-
-
 def all_phones_in_window(window: np.ndarray, start: float) -> list[Phone]:
-    """The `PhoneSource` of all-phone decoding only (no words), window by window: what the synthetic corpus's
-    recognised phone channels are made with (`moda.training.synthetic.corpus`)."""
+    """The default front-end's `PhoneSource`: all-phone decoding of each window (it hears the window only). Not
+    the words: measured on the default model, decoding them block by block made cold `moda generate` 18 % slower
+    (0.33 x real time for 20 s, past issue 14's 0.30; 604 MB instead of 481) and the espeak sample's lips met on
+    3 of its 5 M / B / P frames instead of 5, though against the transcripts of real English speech it lip-synced
+    better (15 of 21 pairs of ../shared/real instead of 10, 11 of 56 held-out pairs instead of 5). The synthetic
+    corpus's recognised channels are made with it too, as the shipped model was trained."""
     return recognize_phones(window, words=False)
 
 
@@ -239,20 +237,20 @@ class KnownPhones:
 def _serve_recognition(connection: Connection) -> None:
     """The recogniser process: waveforms in, phones out, until its parent closes the pipe or goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent handles it
-    _word_decoder(), _aligner(), _phone_decoder()  # the models load before the first request comes
+    _phone_decoder()  # the model loads before the first request comes
     while True:
         try:
-            connection.send(recognize_phones(connection.recv()))
+            connection.send(recognize_phones(connection.recv(), words=False))
         except (EOFError, OSError):
             return
 
 
 class PhoneRecognizerProcess:
-    """`recognize_phones` in a process of its own. PocketSphinx holds the GIL while it decodes (measured: a
-    thread spinning beside a 4 s decode ran 4 % of the loops it runs alone), so decoding in one of the
-    pipeline's threads stalls the other; from here it does not. The process starts with `start()` or the first
-    call (spawn: it imports numpy and PocketSphinx only, and loads the models while its parent goes on) and ends
-    with `close()` or with its parent."""
+    """`all_phones_in_window` (all-phone decoding) in a process of its own. PocketSphinx holds the GIL while it
+    decodes (measured: a thread spinning beside a 4 s decode ran 4 % of the loops it runs alone), so decoding in
+    one of the pipeline's threads stalls the other; from here it does not. The process starts with `start()` or
+    the first call (spawn: it imports numpy and PocketSphinx only, and loads the model while its parent goes on)
+    and ends with `close()` or with its parent."""
 
     def __init__(self) -> None:
         self._connection: Connection | None = None
@@ -271,8 +269,8 @@ class PhoneRecognizerProcess:
         return self._connection
 
     def __call__(self, waveform: np.ndarray, start: float = 0.0) -> list[Phone]:
-        """A `PhoneSource`: the phones recognised in `waveform` (`start`, where it begins in its clip, is not
-        needed)."""
+        """A `PhoneSource`: the phones all-phone decoding hears in `waveform` (`start`, where it begins in its
+        clip, is not needed)."""
         with self._lock:
             connection = self._started()
             try:

@@ -21,7 +21,7 @@ import torch
 from ..errors import MoDAError
 from ..timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from .logmel import LogMelExtractor
-from .phones import SILENCE_FLOOR_DB, VISEMES, PhoneSource, recognized_in_window, speech_level_db
+from .phones import SILENCE_FLOOR_DB, VISEMES, PhoneSource, all_phones_in_window, speech_level_db
 
 SUBFRAMES = 4  # 10 ms steps per video frame
 HOP = SAMPLES_PER_FRAME // SUBFRAMES  # 160 samples
@@ -63,7 +63,7 @@ def _voicing(window: np.ndarray, count: int) -> np.ndarray:
 class SpeechFeatureExtractor:
     """waveform (16 kHz) -> (T, 4, 30) features, T = floor(samples / 640)."""
 
-    def __init__(self, config: SpeechFeatureConfig = SpeechFeatureConfig(), phones: PhoneSource = recognized_in_window):
+    def __init__(self, config: SpeechFeatureConfig = SpeechFeatureConfig(), phones: PhoneSource = all_phones_in_window):
         self.config = config
         self.phones = phones
         self.logmel = LogMelExtractor()

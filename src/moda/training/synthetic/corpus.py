@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ...audio.phones import VISEMES, all_phones_in_window
+from ...audio.phones import VISEMES
 from ...audio.speech import SUBFRAMES, SpeechFeatureExtractor
 from ...emotion import NULL_EMOTION, NUM_EMOTIONS
 from ...shards import SHARD_SUFFIX, Clip, save_clip
@@ -44,11 +44,11 @@ VOICES = ["en-us", "en-us+f1", "en-us+f2", "en-us+f3", "en-us+f4", "en-us+m1", "
 LABELLED = 0.75  # share of clips with an emotion label; the rest are neutral and unlabelled (the null class)
 # Share of training clips whose phone channels are the exact phoneme timings instead of PocketSphinx's reading of
 # espeak-ng (which misses or misplaces most synthetic bilabials): the model learns that a recognised M / B / P
-# closes the lips, and from the other clips that recognition can be wrong. That reading is all-phone decoding,
-# as the shipped model was trained: on espeak-ng speech the word decoding `moda.audio.phones.recognize_phones`
-# uses on real speech finds no more bilabials (27 vs 29 of 101 frames of 16 sentences, 22 vs 26 invented), and a
-# model retrained on word-decoded channels (2026-12-04) scored better on ../shared/real (26 vs 22 of 42 pairs)
-# but worse on held-out real speech (14 vs 18 of 56) and on the espeak sample (r 0.46 vs 0.50): not shipped.
+# closes the lips, and from the other clips that recognition can be wrong. That reading is the default
+# front-end's all-phone decoding: decoding the words finds no more of espeak-ng's bilabials (27 vs 29 of 101
+# frames of 16 sentences, 22 vs 26 invented), and a model retrained on word-decoded channels (2026-12-04) scored
+# better on ../shared/real (26 vs 22 of 42 pairs) but worse on held-out real speech (14 vs 18 of 56) and on the
+# espeak sample (r 0.46 vs 0.50).
 EXACT_PHONES = 0.6
 EXTRAS = ["Really?", "Oh well.", "Why not!", "Maybe tomorrow.", "That was amazing.", "Please wait here.",
           "Look out!", "Thank you so much.", "Who knows?", "Absolutely.", "No, never."]
@@ -131,7 +131,7 @@ def canonical_keypoints() -> np.ndarray:
 
 
 def _speech_features(waveform: np.ndarray, recognize: bool = True) -> torch.Tensor:
-    return SpeechFeatureExtractor(phones=all_phones_in_window if recognize else lambda *_: [])(waveform)
+    return SpeechFeatureExtractor()(waveform) if recognize else SpeechFeatureExtractor(phones=lambda *_: [])(waveform)
 
 
 def synthesize_corpus(out: str | Path, clips: int, heldout: int, seed: int = 0, progress: bool = True,
