@@ -46,9 +46,9 @@ LABELLED = 0.75  # share of clips with an emotion label; the rest are neutral an
 # espeak-ng (which misses or misplaces most synthetic bilabials): the model learns that a recognised M / B / P
 # closes the lips, and from the other clips that recognition can be wrong. That reading is the default
 # front-end's all-phone decoding: decoding the words finds no more of espeak-ng's bilabials (27 vs 29 of 101
-# frames of 16 sentences, 22 vs 26 invented), and a model retrained on word-decoded channels (2026-12-04) scored
-# better on ../shared/real (26 vs 22 of 42 pairs) but worse on held-out real speech (14 vs 18 of 56) and on the
-# espeak sample (r 0.46 vs 0.50).
+# frames of 16 sentences, 22 vs 26 invented), and a model retrained on word-decoded channels (2026-12-04; both
+# models hearing real speech through word decoding too) scored better on ../shared/real (26 vs 22 of 42 pairs)
+# but worse on held-out real speech (14 vs 18 of 56) and on the espeak sample (r 0.46 vs 0.50).
 EXACT_PHONES = 0.6
 EXTRAS = ["Really?", "Oh well.", "Why not!", "Maybe tomorrow.", "That was amazing.", "Please wait here.",
           "Look out!", "Thank you so much.", "Who knows?", "Absolutely.", "No, never."]
