@@ -1,13 +1,14 @@
 """Phone timings of speech with PocketSphinx (its wheel ships the en-us acoustic model, a word language model, a
 pronouncing dictionary and a phone language model).
 
-Recognition decodes the words first (the en-us language model) and then aligns them to the audio, phone by
-phone: measured on real read speech with known words (../shared/real's three clips with transcripts, five
-LibriVox sentences and three card names from PocketSphinx's test recordings, 36 s), the phone classes agree with
-the aligned transcript on 93 % of frames and M / B / P frames are found 59 times, missed 8 and invented 5,
-against 73 % and 49 / 18 / 30 for all-phone decoding, which labels every 10 ms with the likeliest phone with no
-words behind it. All-phone decoding remains where no word is heard or the words do not align. Speech in other
-languages still gets English words and phones (the nearest ones); the default front-end therefore also keeps
+`recognize_phones` (what `moda score` hears) decodes the words first (the en-us language model) and then aligns
+them to the audio, phone by phone: measured on real read speech with known words (../shared/real's three clips
+with transcripts, five LibriVox sentences and three card names from PocketSphinx's test recordings, 36 s), the
+mouth classes agree with the aligned transcript on 93 % of frames and M / B / P frames are found 60 times,
+missed 7 and invented 8, against 73 % and 49 / 18 / 30 for all-phone decoding, which labels every 10 ms with the
+likeliest phone with no words behind it. All-phone decoding remains where no word is heard or the words do not
+align, and is what the default front-end hears (`all_phones_in_window`, which says why). Speech in other
+languages still gets the nearest English words or phones; the default front-end therefore also keeps
 language-independent cues (energy, voicing, spectrum), see `moda.audio.speech`.
 """
 
@@ -90,8 +91,8 @@ def _word_decoder():
     from pocketsphinx import Decoder
 
     # one forward pass over a pruned lexicon tree (no flat-lexicon pass, no lattice): on the 36 s of read speech
-    # of the module's docstring, 3.5 s instead of 7.2 with PocketSphinx's defaults, bilabials 59 / 8 / 6 instead
-    # of 59 / 8 / 5
+    # of the module's docstring, 3.3 s instead of 7.2 with PocketSphinx's defaults, M / B / P frames found /
+    # missed / invented 60 / 7 / 8 instead of 59 / 8 / 5
     return Decoder(hmm=_model_file("en-us"), lm=_model_file("en-us.lm.bin"), dict=_model_file("cmudict-en-us.dict"),
                    fwdflat=False, bestpath=False, maxwpf=3, maxhmmpf=1000, loglevel="FATAL")
 
