@@ -28,7 +28,7 @@ from moda.evaluation.score import MouthTrack, score_tracks, track_mouth
 from moda.face.landmarks import FaceMeshDetector
 from moda.media.audio import load_audio
 from moda.media.video import read_frames_at
-from moda.timebase import FPS, SAMPLE_RATE
+from moda.timebase import FPS, SAMPLES_PER_FRAME
 
 # what is said in the clips of ../shared/real/speech whose words its README gives
 TRANSCRIPTS = {"goforward.wav": "go forward ten meters", "something.wav": "go somewhere and do something",
@@ -96,12 +96,13 @@ def main() -> None:
     given_rows: list[dict] = []  # generated with the transcript (`moda generate --text`), scored with it
     heldout_rows: list[dict] = []  # held-out speech, generated as a new user would, scored both ways
     perfect_rows: list[dict] = []  # a phone-perfect mouth (no video) on each clip with words, scored as videos are
-    for clip, text, _ in clips:
-        if text:
-            waveform = load_audio(clip)
-            aligned = align_phones(waveform, text)
+    # each clip's speech and, where its words are known, their phones aligned to it
+    speech = {clip: (waveform := load_audio(clip), align_phones(waveform, text) if text else None)
+              for clip, text, _ in clips}
+    for clip, (waveform, aligned) in speech.items():
+        if aligned is not None:
             for phones in (None, aligned):
-                score = score_tracks(phone_perfect_track(aligned, len(waveform) // (SAMPLE_RATE // FPS)), waveform, phones)
+                score = score_tracks(phone_perfect_track(aligned, len(waveform) // SAMPLES_PER_FRAME), waveform, phones)
                 perfect_rows.append({"speech": clip.name, "phones_from": score.phones_from,
                                      **{f: getattr(score, f) for f in FIGURES[:4]}})
     started = time.perf_counter()
@@ -111,8 +112,7 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for face in faces:
             for clip, text, heldout in clips:
-                waveform = load_audio(clip)
-                aligned = align_phones(waveform, text) if text else None
+                waveform, aligned = speech[clip]
                 # (video name suffix, transcript it is generated with, rows, phones it is scored with, label)
                 if heldout:
                     runs = [("", None, heldout_rows, None, "  (held out)"),
