@@ -36,10 +36,11 @@ def test_recording_level_does_not_move_the_features(speech, extractor):
     loud, quiet = extractor(speech), extractor(speech * 0.05)
     assert (loud[..., 12] - quiet[..., 12]).abs().mean() < 0.05  # loudness is relative to the speech
     assert (loud[..., 14:] - quiet[..., 14:]).abs().mean() < 0.1  # channel-normalised bands
-    # the speaker's phones: from 6.4 s a far talker speaks, under the -50 dBFS silence floor once 26 dB quieter
-    own = slice(0, 160)
-    agreement = (loud[own, :, :12].argmax(-1) == quiet[own, :, :12].argmax(-1)).float().mean()
-    assert agreement > 0.95
+    # what is said: the mouth classes of read speech (on chan3's telephone line, where words are barely heard, 83 %
+    # agree: one block's words align at one level and not at the other, which then gets all-phone decoding's)
+    read = load_audio(SHARED / "real" / "speech" / "something.wav")
+    loud, quiet = extractor(read)[..., :12].argmax(-1), extractor(read * 0.05)[..., :12].argmax(-1)
+    assert (loud == quiet).float().mean() > 0.95
 
 
 def test_silence_is_silence(extractor):
@@ -82,3 +83,24 @@ def test_known_phones_stream_exactly_and_land_where_the_clip_has_them(speech, ex
     stream = StreamingSpeechFeatures(with_known)
     pieces = [stream.push(speech[i : i + 2731]) for i in range(0, len(speech), 2731)]
     assert torch.equal(torch.cat(pieces + [stream.finish()]), features)
+
+
+def test_phone_windows_are_the_windows_the_features_ask_phones_for(speech):
+    """What `PhonesAhead` decodes ahead is exactly what computing the features (offline or streaming) asks for."""
+    asked = []
+
+    def source(window, start):
+        asked.append((window.copy(), start))
+        return []
+
+    extractor = SpeechFeatureExtractor(phones=source)
+    extractor(speech)
+    stream = StreamingSpeechFeatures(extractor)
+    for i in range(0, len(speech), 5000):
+        stream.push(speech[i : i + 5000])
+    stream.finish()
+    given = list(extractor.phone_windows(speech))
+    assert len(given) == 3 and len(asked) == 6
+    for (window, start), (offline, offline_start), (streamed, streamed_start) in zip(given, asked[:3], asked[3:]):
+        assert start == offline_start == streamed_start
+        assert np.array_equal(window, offline) and np.array_equal(window, streamed)

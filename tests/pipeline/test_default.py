@@ -82,8 +82,8 @@ def test_real_speech_closes_on_heard_bilabials_and_a_far_talker_barely_moves_the
     assert np.percentile(far, 90) < 0.6 * np.percentile(speaker, 90), (np.percentile(far, 90), np.percentile(speaker, 90))
 
 
-def test_a_transcript_closes_the_lips_on_bilabials_that_recognition_misses():
-    """goforward: recognition hears no M in "meters"; with the words given, the mouth closes on its M."""
+def test_a_transcript_closes_the_lips_on_its_bilabials():
+    """goforward, with the words given: the mouth closes on the M of "meters" and opens on the vowels."""
     from moda.audio.phones import align_phones, phone_track
     from moda.motion.landmark_space import INNER_GAP_PER_OPENING, mouth_opening
     from tests.helpers import SHARED

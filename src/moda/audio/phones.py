@@ -7,18 +7,19 @@ with transcripts, five LibriVox sentences and three card names from PocketSphinx
 mouth classes agree with the aligned transcript on 93 % of frames and M / B / P frames are found 60 times,
 missed 7 and invented 8, against 73 % and 49 / 18 / 30 for all-phone decoding, which labels every 10 ms with the
 likeliest phone with no words behind it. All-phone decoding remains where no word is heard or the words do not
-align, and is what the default front-end hears (`all_phones_in_window`, which says why). Speech in other
-languages still gets the nearest English words or phones; the default front-end therefore also keeps
-language-independent cues (energy, voicing, spectrum), see `moda.audio.speech`.
+align. The default front-end hears each block's words only where they fit its audio about as well as all-phone
+decoding does (`heard_phones_in_window`, which says why). Speech in other languages still gets the nearest
+English words or phones; the default front-end therefore also keeps language-independent cues (energy, voicing,
+spectrum), see `moda.audio.speech`.
 """
-
 from __future__ import annotations
 
 import os
 import re
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import lru_cache
 from multiprocessing import get_context
@@ -30,6 +31,7 @@ from ..errors import MoDAError
 from ..timebase import FPS, SAMPLE_RATE
 
 PHONE_RATE = 100  # PocketSphinx frames per second
+HOP = SAMPLE_RATE // PHONE_RATE  # samples per PocketSphinx frame
 SILENCE_FLOOR_DB = -50.0  # dBFS: quieter than this is silence, whatever the recording level
 RECOGNITION_LEVEL_DB = -20.0  # dBFS the loud parts of speech are brought to before recognition
 
@@ -117,10 +119,10 @@ def _decoded(decoder, pcm: np.ndarray) -> None:
 def speech_level_db(waveform: np.ndarray) -> float:
     """The level of the loud parts of speech: the 95th percentile of 10 ms RMS levels, in dBFS (at least
     SILENCE_FLOOR_DB, so that silence is never amplified into speech)."""
-    steps = len(waveform) // 160
+    steps = len(waveform) // HOP
     if steps == 0:
         return SILENCE_FLOOR_DB
-    rms = np.sqrt((waveform[: steps * 160].astype(np.float64).reshape(steps, 160) ** 2).mean(1))
+    rms = np.sqrt((waveform[: steps * HOP].astype(np.float64).reshape(steps, HOP) ** 2).mean(1))
     return max(float(np.percentile(20 * np.log10(rms + 1e-6), 95)), SILENCE_FLOOR_DB)
 
 
@@ -154,7 +156,13 @@ def checked_transcript(text: str) -> list[str]:
     return words
 
 
-def _aligned(pcm: np.ndarray, words: list[str]) -> list[Phone] | None:
+@dataclass(frozen=True)
+class _Decoding:
+    phones: list[Phone]
+    acoustic_score: int  # PocketSphinx's acoustic log-likelihood of the audio given these phones (higher: fits better)
+
+
+def _aligned(pcm: np.ndarray, words: list[str]) -> _Decoding | None:
     """The phones of `words` (all in the dictionary) aligned to `pcm`, or None where they do not align."""
     decoder = _aligner()
     decoder.reinit_feat()
@@ -173,7 +181,24 @@ def _aligned(pcm: np.ndarray, words: list[str]) -> list[Phone] | None:
         return None
     phones = [Phone(phone.name, phone.start / PHONE_RATE, (phone.start + phone.duration) / PHONE_RATE)
               for word in alignment for phone in word]
-    return phones if any(phone.label not in VISEME_CLASSES["silence"] for phone in phones) else None
+    if all(phone.label in VISEME_CLASSES["silence"] for phone in phones):
+        return None
+    return _Decoding(phones, sum(phone.score for word in alignment for phone in word))
+
+
+def _heard_words(pcm: np.ndarray) -> list[str]:
+    decoder = _word_decoder()
+    _decoded(decoder, pcm)
+    hypothesis = decoder.hyp()
+    return hypothesis.hypstr.split() if hypothesis is not None else []
+
+
+def _all_phones(pcm: np.ndarray) -> _Decoding:
+    decoder = _phone_decoder()
+    _decoded(decoder, pcm)
+    segments = list(decoder.seg())
+    return _Decoding([Phone(s.word, s.start_frame / PHONE_RATE, (s.end_frame + 1) / PHONE_RATE) for s in segments],
+                     sum(s.ascore for s in segments))
 
 
 def align_phones(waveform: np.ndarray, text: str, sample_rate: int = SAMPLE_RATE) -> list[Phone]:
@@ -185,10 +210,10 @@ def align_phones(waveform: np.ndarray, text: str, sample_rate: int = SAMPLE_RATE
     pcm = _standard_level_pcm(waveform)
     if pcm is None:
         raise MoDAError("the audio is silent; there is no speech to align the transcript with")
-    phones = _aligned(pcm, words)
-    if phones is None:
+    aligned = _aligned(pcm, words)
+    if aligned is None:
         raise MoDAError("the transcript could not be aligned with the audio; is it what is said?")
-    return phones
+    return aligned.phones
 
 
 def recognize_phones(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE, words: bool = True) -> list[Phone]:
@@ -200,27 +225,40 @@ def recognize_phones(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE, words
     pcm = _standard_level_pcm(waveform)
     if pcm is None:
         return [Phone("SIL", 0.0, len(waveform) / sample_rate)]
-    if words:
-        words_decoder = _word_decoder()
-        _decoded(words_decoder, pcm)
-        hypothesis = words_decoder.hyp()
-        heard = hypothesis.hypstr.split() if hypothesis is not None else []
-        phones = _aligned(pcm, heard) if heard else None
-        if phones is not None:
-            return phones
-    decoder = _phone_decoder()
-    _decoded(decoder, pcm)
-    return [Phone(s.word, s.start_frame / PHONE_RATE, (s.end_frame + 1) / PHONE_RATE) for s in decoder.seg()]
+    if words and (heard := _heard_words(pcm)) and (aligned := _aligned(pcm, heard)) is not None:
+        return aligned.phones
+    return _all_phones(pcm).phones
 
 
 def all_phones_in_window(window: np.ndarray, start: float) -> list[Phone]:
-    """The default front-end's `PhoneSource`: all-phone decoding of each window (it hears the window only). Not
-    the words: measured on the default model, decoding them block by block made cold `moda generate` 18 % slower
-    (0.33 x real time for 20 s, past issue 14's 0.30; 604 MB instead of 481) and the espeak sample's lips met on
-    3 of its 5 M / B / P frames instead of 5, though against the transcripts of real English speech it lip-synced
-    better (15 of 21 pairs of ../shared/real instead of 10, 11 of 56 held-out pairs instead of 5). The synthetic
-    corpus's recognised channels are made with it too, as the shipped model was trained."""
+    """All-phone decoding of each window, as a `PhoneSource`: what the synthetic corpus's recognised channels are
+    made with (the shipped model was trained on them; `heard_phones_in_window` is what the default mode hears)."""
     return recognize_phones(window, words=False)
+
+
+# How much worse, per 10 ms, the recognised words' alignment may fit a window's audio than all-phone decoding
+# (which fits best, being free to pick any phone sequence) before the words are not believed, in PocketSphinx's
+# acoustic score units. Measured per 3.5 s window: real read speech -6 to -18 (a telephone line -13 to -22),
+# espeak-ng speech -11 to -35, mostly -20 to -29 (the English language model turns it into other words).
+WORD_FIT_MARGIN = 20.0
+
+
+def heard_phones_in_window(window: np.ndarray, start: float) -> list[Phone]:
+    """The default front-end's `PhoneSource`: the phones of the words recognised in the window, aligned to it,
+    where they fit its audio within WORD_FIT_MARGIN of all-phone decoding's; else all-phone decoding's (it
+    hears the window only). Measured block by block against the aligned transcripts of the module docstring's
+    real read speech, M / B / P frames found / missed / invented 58 / 9 / 7, mouth class right on 93 % of
+    frames, against 44 / 23 / 28 and 71 % for all-phone decoding; on clean espeak-ng speech with exact phoneme
+    timings (12 clips) 46 / 77 / 34 and 50 %, against 45 / 78 / 33 and 49 % (words alone: 33 / 90 / 28, 48 %)."""
+    pcm = _standard_level_pcm(window)
+    if pcm is None:
+        return [Phone("SIL", 0.0, len(window) / SAMPLE_RATE)]
+    phones = _all_phones(pcm)
+    heard = _heard_words(pcm)
+    aligned = _aligned(pcm, heard) if heard else None
+    if aligned is not None and aligned.acoustic_score - phones.acoustic_score >= -WORD_FIT_MARGIN * len(pcm) / HOP:
+        return aligned.phones
+    return phones.phones
 
 
 @dataclass(frozen=True)
@@ -235,23 +273,62 @@ class KnownPhones:
         return [Phone(p.label, p.start - start, p.end - start) for p in self.phones if p.end > start and p.start < end]
 
 
+class PhonesAhead:
+    """A `PhoneSource` that asks `source` for the phones of windows known in advance, in order, in a thread of
+    its own, while its caller does other work; a call for one of them waits for its answer, any other window is
+    passed to `source` directly. `close()` drops the windows not yet begun."""
+
+    def __init__(self, source: PhoneSource, windows: Iterable[tuple[np.ndarray, float]]):
+        self._source = source
+        self._ahead = {(start, len(window)): (window, Future[list[Phone]]()) for window, start in windows}
+        self._worker = threading.Thread(target=self._work, args=(list(self._ahead.items()),), daemon=True,
+                                        name="moda-phones-ahead")
+        self._worker.start()
+
+    def _work(self, ahead: list[tuple[tuple[float, int], tuple[np.ndarray, Future[list[Phone]]]]]) -> None:
+        for (start, _), (window, answer) in ahead:
+            if not answer.set_running_or_notify_cancel():
+                continue
+            try:
+                answer.set_result(self._source(window, start))
+            except BaseException as exc:  # raised where the answer is asked for
+                answer.set_exception(exc)
+
+    def __call__(self, window: np.ndarray, start: float) -> list[Phone]:
+        known = self._ahead.pop((start, len(window)), None)
+        if known is not None and np.array_equal(known[0], window):
+            return known[1].result()
+        return self._source(window, start)
+
+    def close(self) -> None:
+        for _, answer in self._ahead.values():
+            answer.cancel()
+        self._ahead.clear()
+
+    def __enter__(self) -> PhonesAhead:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 def _serve_recognition(connection: Connection) -> None:
     """The recogniser process: waveforms in, phones out, until its parent closes the pipe or goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent handles it
-    _phone_decoder()  # the model loads before the first request comes
+    _phone_decoder(), _word_decoder(), _aligner()  # the models load before the first request comes
     while True:
         try:
-            connection.send(all_phones_in_window(connection.recv(), 0.0))
+            connection.send(heard_phones_in_window(connection.recv(), 0.0))
         except (EOFError, OSError):
             return
 
 
 class PhoneRecognizerProcess:
-    """`all_phones_in_window` (all-phone decoding) in a process of its own. PocketSphinx holds the GIL while it
-    decodes (measured: a thread spinning beside a 4 s decode ran 4 % of the loops it runs alone), so decoding in
-    one of the pipeline's threads stalls the other; from here it does not. The process starts with `start()` or
-    the first call (spawn: it imports numpy and PocketSphinx only, and loads the model while its parent goes on)
-    and ends with `close()` or with its parent."""
+    """`heard_phones_in_window` in a process of its own. PocketSphinx holds the GIL while it decodes (measured: a
+    thread spinning beside a 4 s decode ran 4 % of the loops it runs alone), so decoding in one of the pipeline's
+    threads stalls the other; from here it does not. The process starts with `start()` or the first call (spawn:
+    it imports numpy and PocketSphinx only, and loads the models while its parent goes on) and ends with
+    `close()` or with its parent."""
 
     def __init__(self) -> None:
         self._connection: Connection | None = None
@@ -270,8 +347,8 @@ class PhoneRecognizerProcess:
         return self._connection
 
     def __call__(self, waveform: np.ndarray, start: float = 0.0) -> list[Phone]:
-        """A `PhoneSource`: the phones all-phone decoding hears in `waveform` (`start`, where it begins in its
-        clip, is not needed)."""
+        """A `PhoneSource`: the phones `heard_phones_in_window` hears in `waveform` (`start`, where it begins in
+        its clip, is not needed)."""
         with self._lock:
             connection = self._started()
             try:
@@ -290,6 +367,15 @@ class PhoneRecognizerProcess:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+
+_SHARED_RECOGNIZER = PhoneRecognizerProcess()
+
+
+def shared_phone_recognizer() -> PhoneRecognizerProcess:
+    """The recogniser process this process's default pipelines share (one process, one copy of the models).
+    Starting it before the pipeline's own imports lets it load its models meanwhile (`moda generate` does)."""
+    return _SHARED_RECOGNIZER
 
 
 def viseme_track(phones: list[Phone], frames: int, rate: int = FPS) -> np.ndarray:

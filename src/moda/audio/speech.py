@@ -13,6 +13,7 @@ memory per block only.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,10 +22,9 @@ import torch
 from ..errors import MoDAError
 from ..timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from .logmel import LogMelExtractor
-from .phones import SILENCE_FLOOR_DB, VISEMES, PhoneSource, all_phones_in_window, speech_level_db
+from .phones import HOP, SILENCE_FLOOR_DB, VISEMES, PhoneSource, heard_phones_in_window, speech_level_db
 
-SUBFRAMES = 4  # 10 ms steps per video frame
-HOP = SAMPLES_PER_FRAME // SUBFRAMES  # 160 samples
+SUBFRAMES = SAMPLES_PER_FRAME // HOP  # 10 ms steps per video frame (4)
 MEL_BANDS = 16
 FEATURE_DIM = len(VISEMES) + 2 + MEL_BANDS  # visemes, loudness, voicing, bands
 PITCH_RANGE = (60.0, 400.0)  # Hz
@@ -38,6 +38,19 @@ class SpeechFeatureConfig:
     history_frames: int = 25  # frames before a block that its statistics see (1 s)
     phone_history_frames: int = 8  # ... that its phone decoding sees (0.32 s)
     lookahead_frames: int = 10  # frames after a block that both see (0.4 s)
+
+    def blocks(self, total: int) -> Iterator[tuple[int, int]]:
+        """(first frame, frames) of each block of a clip of `total` frames."""
+        for first in range(0, total, self.block_frames):
+            yield first, min(self.block_frames, total - first)
+
+    def statistics_span(self, first: int, frames: int, available: int) -> tuple[int, int]:
+        """Frames [lo, hi) of the audio a block's statistics are computed over (`available`: frames there are)."""
+        return max(first - self.history_frames, 0), min(first + frames + self.lookahead_frames, available)
+
+    def phone_span(self, first: int, frames: int, available: int) -> tuple[int, int]:
+        """Frames [lo, hi) of the audio a block's phones are decoded from."""
+        return max(first - self.phone_history_frames, 0), min(first + frames + self.lookahead_frames, available)
 
 
 def _subframe_db(window: np.ndarray, count: int) -> np.ndarray:
@@ -63,7 +76,7 @@ def _voicing(window: np.ndarray, count: int) -> np.ndarray:
 class SpeechFeatureExtractor:
     """waveform (16 kHz) -> (T, 4, 30) features, T = floor(samples / 640)."""
 
-    def __init__(self, config: SpeechFeatureConfig = SpeechFeatureConfig(), phones: PhoneSource = all_phones_in_window):
+    def __init__(self, config: SpeechFeatureConfig = SpeechFeatureConfig(), phones: PhoneSource = heard_phones_in_window):
         self.config = config
         self.phones = phones
         self.logmel = LogMelExtractor()
@@ -76,16 +89,15 @@ class SpeechFeatureExtractor:
         """Features of frames [first, first + frames) of `waveform` (the whole signal or any span that holds the
         block and its context; `origin`: the frame of the clip that `waveform` starts at), (frames, 4,
         FEATURE_DIM)."""
-        config = self.config
-        lo = max(first - config.history_frames, 0)
-        hi = min(first + frames + config.lookahead_frames, len(waveform) // SAMPLES_PER_FRAME)
+        available = len(waveform) // SAMPLES_PER_FRAME
+        lo, hi = self.config.statistics_span(first, frames, available)
         window = waveform[lo * SAMPLES_PER_FRAME : hi * SAMPLES_PER_FRAME].astype(np.float32)
         steps = (hi - lo) * SUBFRAMES
         inside = slice((first - lo) * SUBFRAMES, (first - lo + frames) * SUBFRAMES)
 
         visemes = np.zeros((steps, len(VISEMES)), np.float32)
         visemes[:, 0] = 1.0  # silence where no phone covers a step
-        phones_from = max(first - config.phone_history_frames, lo) - lo  # frames into the window
+        phones_from = self.config.phone_span(first, frames, available)[0] - lo  # frames into the window
         centres = (np.arange(steps) + 0.5) * HOP / SAMPLE_RATE - phones_from / FPS
         for phone in self.phones(window[phones_from * SAMPLES_PER_FRAME :], (origin + lo + phones_from) / FPS):
             covered = (centres >= phone.start) & (centres < phone.end)
@@ -106,8 +118,15 @@ class SpeechFeatureExtractor:
         total = len(waveform) // SAMPLES_PER_FRAME
         if total == 0:
             raise MoDAError(f"audio is too short ({len(waveform) / SAMPLE_RATE:.3f} s); give at least {1 / FPS} s")
-        size = self.config.block_frames
-        return torch.cat([self.block(waveform, first, min(size, total - first)) for first in range(0, total, size)])
+        return torch.cat([self.block(waveform, first, frames) for first, frames in self.config.blocks(total)])
+
+    def phone_windows(self, waveform: np.ndarray) -> Iterator[tuple[np.ndarray, float]]:
+        """The (window, its start in seconds) that computing the features of `waveform` asks its `PhoneSource`
+        for, block by block, in order (to decode them ahead, `moda.audio.phones.PhonesAhead`)."""
+        total = len(waveform) // SAMPLES_PER_FRAME
+        for first, frames in self.config.blocks(total):
+            lo, hi = self.config.phone_span(first, frames, total)
+            yield waveform[lo * SAMPLES_PER_FRAME : hi * SAMPLES_PER_FRAME].astype(np.float32, copy=False), lo / FPS
 
 
 class StreamingSpeechFeatures:

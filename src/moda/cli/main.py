@@ -205,6 +205,10 @@ def score(args: argparse.Namespace) -> int:
 
 
 def generate(args: argparse.Namespace) -> int:
+    if not args.weights:
+        from ..audio.phones import shared_phone_recognizer
+
+        shared_phone_recognizer().start()  # its models load while torch and the pipeline are imported
     from ..media.video import check_output_path
     from ..pipeline.generate import GenerateOptions, Pipeline
 

@@ -9,7 +9,7 @@ from importlib import resources
 import numpy as np
 import torch
 
-from ..audio.phones import VISEMES, KnownPhones, PhoneRecognizerProcess
+from ..audio.phones import VISEMES, KnownPhones, PhonesAhead, PhoneSource, shared_phone_recognizer
 from ..audio.speech import SUBFRAMES, SpeakerRelativeLevel, SpeechFeatureExtractor, StreamingSpeechFeatures
 from ..face.landmarks import FaceMeshDetector
 from ..generator.chaining import ChainingConfig, MotionStream
@@ -35,7 +35,7 @@ class TinyBackend:
     def __init__(self, generator: MotionGenerator, stats: MotionStats, chaining: ChainingConfig = ChainingConfig()):
         self.generator, self.stats, self.chaining = generator, stats, chaining
         # phones decoded in a process of their own, so that the motion thread does not stall the rendering one
-        self.phones = PhoneRecognizerProcess()
+        self.phones = shared_phone_recognizer()
         self.features = SpeechFeatureExtractor(phones=self.phones)
 
     @classmethod
@@ -62,15 +62,24 @@ class TinyBackend:
                       on_window: WindowCallback | None = None) -> Iterator[np.ndarray]:
         block = self.features.config.block_frames * SAMPLES_PER_FRAME
         pieces = (waveform[start : start + block] for start in range(0, len(waveform), block))
-        return self._streamed_motion(subject, pieces, request, on_window)
+        if request.phones is not None:
+            yield from self._streamed_motion(subject, pieces, request, on_window)
+            return
+        # the whole speech is known: its phones are decoded ahead, while the face is warped and motion generated
+        # (measured: recognition otherwise waits in line, and leaves a core idle)
+        with PhonesAhead(self.phones, self.features.phone_windows(waveform)) as phones:
+            yield from self._streamed_motion(subject, pieces, request, on_window, phones)
 
     def _streamed_motion(self, subject: LandmarkWarpRenderer, chunks: Iterable[np.ndarray], request: MotionRequest,
-                         on_window: WindowCallback | None = None) -> Iterator[np.ndarray]:
+                         on_window: WindowCallback | None = None, phones: PhoneSource | None = None
+                         ) -> Iterator[np.ndarray]:
         """De-normalised, articulated motion (`moda.motion.articulation`) for audio arriving in chunks, a piece per
         generator window that completes; equal to the motion of the whole audio at once (streaming features,
-        `MotionStream` and `SpeakerRelativeLevel` are exact)."""
+        `MotionStream` and `SpeakerRelativeLevel` are exact). Phones come from the transcript's alignment where
+        the request has one, else from `phones` (default: the recogniser process)."""
         known = request.phones
-        features = StreamingSpeechFeatures(self.features if known is None else self.features.with_phones(KnownPhones(known)))
+        features = StreamingSpeechFeatures(self.features.with_phones(
+            KnownPhones(known) if known is not None else phones or self.phones))
         levels = SpeakerRelativeLevel(self.features.config.lookahead_frames)
         motion = MotionStream(self.generator, self._ref_kp(subject), neutral_prompt(self.stats), request.emotion,
                               request.guidance, request.rng, self.chaining, on_window)
