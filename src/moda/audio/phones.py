@@ -12,6 +12,7 @@ decoding does (`heard_phones_in_window`, which says why). Speech in other langua
 English words or phones; the default front-end therefore also keeps language-independent cues (energy, voicing,
 spectrum), see `moda.audio.speech`.
 """
+
 from __future__ import annotations
 
 import os

@@ -65,8 +65,9 @@ class TinyBackend:
         if request.phones is not None:
             yield from self._streamed_motion(subject, pieces, request, on_window)
             return
-        # the whole speech is known: its phones are decoded ahead, while the face is warped and motion generated
-        # (measured: recognition otherwise waits in line, and leaves a core idle)
+        # the whole speech is known: its phones are decoded ahead, while motion is generated and frames rendered
+        # (measured on 20 s: asked for block by block, each window after the first waits 0.5-0.7 s for its phones;
+        # decoded ahead, 0-0.2 s)
         with PhonesAhead(self.phones, self.features.phone_windows(waveform)) as phones:
             yield from self._streamed_motion(subject, pieces, request, on_window, phones)
 

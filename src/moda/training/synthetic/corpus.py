@@ -131,8 +131,8 @@ def canonical_keypoints() -> np.ndarray:
 
 
 def _speech_features(waveform: np.ndarray, recognize: bool = True) -> torch.Tensor:
-    # all-phone channels, as the shipped model was trained (the default mode hears words where they fit, from
-    # the same decoder; trained on those, the model lip-synced held-out real speech and the espeak sample worse)
+    # all-phone channels, as the shipped model was trained (the default mode hears words where they fit the audio;
+    # a model retrained on word-decoded channels lip-synced held-out real speech and the espeak sample worse)
     return SpeechFeatureExtractor(phones=all_phones_in_window if recognize else lambda *_: [])(waveform)
 
 
